@@ -1,0 +1,160 @@
+//! HTTP/1.1 listeners: the application port and the admin port (`/metrics`, `/healthz`).
+//!
+//! Connections are served by hyper with `TCP_NODELAY` (without it Nagle's algorithm holds SSE
+//! events back ~40 ms). On Ctrl-C or SIGTERM the listeners close, open connections are asked
+//! to finish, and the process waits up to the drain timeout for them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::metrics::Metrics;
+
+/// Binds a listener with a clear message when the port is taken.
+///
+/// # Errors
+/// The address is in use or not available.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("{what} address {addr} is already in use; pick another with --listen/--admin-listen")
+        } else {
+            anyhow::anyhow!("cannot listen on {addr} ({what}): {e}")
+        }
+    })
+}
+
+/// Serves the application until `shutdown` flips, then drains.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Arc<App>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> Result<()> {
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        // Reap finished connection tasks so the set stays small.
+        while connections.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let metrics = metrics.clone();
+        let mut stop = shutdown.clone();
+        connections.spawn(async move {
+            metrics.connection(1);
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+                    Ok::<_, std::convert::Infallible>(app.serve(req, client).await)
+                }
+            });
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            metrics.connection(-1);
+        });
+    }
+    drop(listener);
+    tracing::info!(open = connections.len(), "draining connections");
+    if tokio::time::timeout(drain, async { while connections.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(left = connections.len(), "drain timeout; closing remaining connections");
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+/// Serves `/metrics` (Prometheus) and `/healthz` on the admin listener.
+pub async fn serve_admin(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted.context("admin accept")?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let (status, ctype, body) = match req.uri().path() {
+                        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
+                        "/healthz" => (200, "text/plain", "ok\n".to_string()),
+                        _ => (404, "text/plain", "not found\n".to_string()),
+                    };
+                    let resp = hyper::Response::builder()
+                        .status(status)
+                        .header(http::header::CONTENT_TYPE, ctype)
+                        .body(Full::new(Bytes::from(body)));
+                    resp.map_err(|e| anyhow::anyhow!(e))
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
