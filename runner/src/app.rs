@@ -63,7 +63,11 @@ pub struct App {
 }
 
 /// Turns a request the router did not match, or a host failure, into Comet's JSON error body.
-pub fn error_response(status: http::StatusCode, code: &str, message: &str) -> http::Response<WasiBody> {
+pub fn error_response(
+    status: http::StatusCode,
+    code: &str,
+    message: &str,
+) -> http::Response<WasiBody> {
     let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
     let mut resp = http::Response::new(
         Full::new(Bytes::from(body))
@@ -93,7 +97,9 @@ impl App {
     ) -> Result<Arc<Self>> {
         let variables = AppVariables::resolve(manifest, &|k| std::env::var(k).ok())?;
         let mut linker = Linker::<Ctx>::new(engine);
-        host::add_to_linker(&mut linker).map_err(wasmtime_error).context("linking host interfaces")?;
+        host::add_to_linker(&mut linker)
+            .map_err(wasmtime_error)
+            .context("linking host interfaces")?;
         let redis = RedisPool::default();
 
         // Prepare everything fallible first; the cyclic constructor below cannot fail.
@@ -113,14 +119,19 @@ impl App {
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(wasmtime_error)
-                .with_context(|| format!("component {id:?}: imports an interface comet does not provide"))?;
-            let (pre, is_p3) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+                .with_context(|| {
+                    format!("component {id:?}: imports an interface comet does not provide")
+                })?;
+            let (pre, is_p3) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone())
+            {
                 Ok(p) => (ProxyPre::P3(p), true),
                 Err(_) => (
                     ProxyPre::P2(
                         wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
                             .map_err(wasmtime_error)
-                            .with_context(|| format!("component {id:?} exports no wasi:http handler"))?,
+                            .with_context(|| {
+                                format!("component {id:?} exports no wasi:http handler")
+                            })?,
                     ),
                     false,
                 ),
@@ -161,7 +172,9 @@ impl App {
         }
         let mut routes = Vec::new();
         for trigger in &manifest.http_triggers {
-            let Some(pattern) = &trigger.route else { continue };
+            let Some(pattern) = &trigger.route else {
+                continue;
+            };
             let target = prepared
                 .iter()
                 .position(|(id, ..)| *id == trigger.component)
@@ -239,11 +252,12 @@ impl App {
         if let Err(e) = prepare_request(&mut request, &matched, client) {
             return error_response(http::StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
         }
-        self.metrics.request_started();
-        // Dropping `_disconnect` (client gone before a response) expires the guest task.
+        // Dropping `_disconnect` (client gone before a response) expires the guest task; the
+        // guard logs that case, which otherwise would leave no trace.
         let (_disconnect, cancelled) = oneshot::channel::<()>();
+        let mut pending = PendingRequest::new(&self.metrics, &entry.id, &method, &path);
         let result = entry.handler.handle(cancelled, request).await;
-        self.metrics.request_finished();
+        pending.done();
         let response = match result {
             Ok(r) => r,
             Err(e) => {
@@ -266,6 +280,56 @@ impl App {
             "request"
         );
         response
+    }
+}
+
+/// Tracks a request until its response head: in-flight gauge, and a log line if the client
+/// leaves first (the serving future is then dropped mid-await).
+struct PendingRequest<'a> {
+    metrics: &'a Metrics,
+    component: &'a str,
+    method: &'a http::Method,
+    path: &'a str,
+    started: Instant,
+    finished: bool,
+}
+
+impl<'a> PendingRequest<'a> {
+    fn new(
+        metrics: &'a Metrics,
+        component: &'a str,
+        method: &'a http::Method,
+        path: &'a str,
+    ) -> Self {
+        metrics.request_started();
+        Self {
+            metrics,
+            component,
+            method,
+            path,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn done(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for PendingRequest<'_> {
+    fn drop(&mut self) {
+        self.metrics.request_finished();
+        if !self.finished {
+            self.metrics.count_response(self.component, 499);
+            tracing::info!(
+                component = %self.component,
+                method = %self.method,
+                path = %self.path,
+                ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                "client went away before the response; guest task abandoned"
+            );
+        }
     }
 }
 
@@ -317,7 +381,12 @@ impl InternalDispatch for App {
         id: &str,
         request: http::Request<WasiBody>,
     ) -> Option<
-        Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, wasmtime_wasi_http::Error>> + Send>>,
+        Pin<
+            Box<
+                dyn Future<Output = Result<http::Response<WasiBody>, wasmtime_wasi_http::Error>>
+                    + Send,
+            >,
+        >,
     > {
         let target = self.components.iter().position(|c| c.id == id)?;
         let path = request.uri().path().to_string();
@@ -361,7 +430,10 @@ impl HandlerState for ComponentState {
             wasi.env(k, v);
         }
         let hooks = OutboundHooks::new(self.host.allowed_hosts.clone(), self.app.clone());
-        let mut store = Store::new(&self.engine, Ctx::new(wasi.build(), self.host.clone(), hooks));
+        let mut store = Store::new(
+            &self.engine,
+            Ctx::new(wasi.build(), self.host.clone(), hooks),
+        );
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.metrics.instance_created();
         let abandoned = Arc::new(AtomicBool::new(false));
@@ -431,7 +503,7 @@ impl WorkerState for Worker {
 
     fn drop(&self, store: Store<Ctx>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            tracing::debug!(error = %e, "instance retired");
+            tracing::warn!(error = ?e, "instance retired with an error");
         }
         self.metrics.instance_dropped();
         drop(store);

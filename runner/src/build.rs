@@ -35,7 +35,10 @@ pub fn run_builds(manifest: &Manifest) -> Result<()> {
             .status()
             .with_context(|| format!("component {id:?}: cannot run build command"))?;
         if !status.success() {
-            bail!("component {id:?}: build command failed ({status}): {}", build.command);
+            bail!(
+                "component {id:?}: build command failed ({status}): {}",
+                build.command
+            );
         }
     }
     Ok(())

@@ -167,10 +167,7 @@ impl Manifest {
                 let route = match t.route {
                     RawRoute::Path(p) => {
                         if !p.starts_with('/') {
-                            bail!(
-                                "{}: route {p:?} must start with '/'",
-                                path.display()
-                            );
+                            bail!("{}: route {p:?} must start with '/'", path.display());
                         }
                         if !seen_routes.insert(p.clone()) {
                             bail!("{}: duplicate route {p:?}", path.display());
@@ -179,7 +176,10 @@ impl Manifest {
                     }
                     RawRoute::Private { private: true } => None,
                     RawRoute::Private { private: false } => {
-                        bail!("{}: `route = {{ private = false }}` is not a route", path.display())
+                        bail!(
+                            "{}: `route = {{ private = false }}` is not a route",
+                            path.display()
+                        )
                     }
                 };
                 http_triggers.push(HttpTrigger {
@@ -258,7 +258,8 @@ source = "b.wasm"
 
     #[test]
     fn reports_file_and_line_of_a_syntax_error() {
-        let text = "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \n";
+        let text =
+            "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \n";
         let err = Manifest::parse(text, Path::new("spin.toml")).expect_err("must fail");
         let msg = err.to_string();
         assert!(msg.starts_with("spin.toml:5:"), "{msg}");
@@ -268,6 +269,9 @@ source = "b.wasm"
     fn rejects_unknown_component_in_trigger() {
         let text = "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"nope\"\n";
         let err = Manifest::parse(text, Path::new("spin.toml")).expect_err("must fail");
-        assert!(err.to_string().contains("unknown component \"nope\""), "{err}");
+        assert!(
+            err.to_string().contains("unknown component \"nope\""),
+            "{err}"
+        );
     }
 }

@@ -88,6 +88,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP comet_kv_ops_total Key-value store operations issued by guests.\n# TYPE comet_kv_ops_total counter\ncomet_kv_ops_total {}",
+            crate::kv::KV_OPS.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP comet_requests_total Responses by component and status.\n# TYPE comet_requests_total counter"
         );
         if let Ok(map) = self.responses.lock() {
@@ -113,7 +118,10 @@ mod tests {
         m.count_response("api", 200);
         m.request_started();
         let text = m.render();
-        assert!(text.contains("comet_requests_total{component=\"api\",status=\"200\"} 2"), "{text}");
+        assert!(
+            text.contains("comet_requests_total{component=\"api\",status=\"200\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("comet_requests_in_flight 1"), "{text}");
     }
 }

@@ -46,12 +46,16 @@ impl AllowedHosts {
     pub fn parse(entries: &[String]) -> anyhow::Result<Self> {
         let mut patterns = Vec::new();
         for entry in entries {
-            let (scheme, rest) = entry
-                .split_once("://")
-                .ok_or_else(|| anyhow::anyhow!("allowed_outbound_hosts entry {entry:?} needs a scheme (e.g. https://)"))?;
+            let (scheme, rest) = entry.split_once("://").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "allowed_outbound_hosts entry {entry:?} needs a scheme (e.g. https://)"
+                )
+            })?;
             let rest = rest.trim_end_matches('/');
             let (host, port) = match rest.rsplit_once(':') {
-                Some((h, p)) if p == "*" || p.parse::<u16>().is_ok() => (h.to_string(), Some(p.to_string())),
+                Some((h, p)) if p == "*" || p.parse::<u16>().is_ok() => {
+                    (h.to_string(), Some(p.to_string()))
+                }
                 _ => (rest.to_string(), None),
             };
             patterns.push(HostPattern {
@@ -72,8 +76,7 @@ impl AllowedHosts {
             let scheme_ok = p.scheme == "*" || p.scheme == scheme;
             let host_ok = p.host == "*"
                 || p.host == host
-                || p
-                    .host
+                || p.host
                     .strip_prefix("*.")
                     .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")));
             let port_ok = match (&p.port, port) {
@@ -189,7 +192,11 @@ mod tests {
 
     #[test]
     fn matches_scheme_host_and_port() {
-        let h = hosts(&["redis://127.0.0.1:6379", "https://*.example.com", "http://127.0.0.1:*"]);
+        let h = hosts(&[
+            "redis://127.0.0.1:6379",
+            "https://*.example.com",
+            "http://127.0.0.1:*",
+        ]);
         assert!(h.allows_url("redis://127.0.0.1:6379"));
         assert!(h.allows_url("redis://127.0.0.1"));
         assert!(!h.allows_url("redis://127.0.0.1:6380"));

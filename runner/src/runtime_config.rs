@@ -87,7 +87,10 @@ impl Stores {
                     }
                     StoreConfig::Redis { url } => {
                         if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-                            bail!("{}: store {label:?}: url must start with redis://", file.display());
+                            bail!(
+                                "{}: store {label:?}: url must start with redis://",
+                                file.display()
+                            );
                         }
                         let kv = RedisKv::connect(&url).await.with_context(|| {
                             format!("store {label:?}: cannot connect to Redis at {url}")

@@ -28,7 +28,9 @@ use crate::metrics::Metrics;
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("{what} address {addr} is already in use; pick another with --listen/--admin-listen")
+            anyhow::anyhow!(
+                "{what} address {addr} is already in use; pick another with --listen/--admin-listen"
+            )
         } else {
             anyhow::anyhow!("cannot listen on {addr} ({what}): {e}")
         }
@@ -68,7 +70,8 @@ pub async fn serve_app(
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 async move {
-                    let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+                    let req =
+                        req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
                     Ok::<_, std::convert::Infallible>(app.serve(req, client).await)
                 }
             });
@@ -92,11 +95,16 @@ pub async fn serve_app(
     }
     drop(listener);
     tracing::info!(open = connections.len(), "draining connections");
-    if tokio::time::timeout(drain, async { while connections.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
-        tracing::warn!(left = connections.len(), "drain timeout; closing remaining connections");
+        tracing::warn!(
+            left = connections.len(),
+            "drain timeout; closing remaining connections"
+        );
         connections.abort_all();
     }
     Ok(())

@@ -20,7 +20,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     let ok_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !ok_first || !ok_rest || name.ends_with('_') || name.contains("__") {
-        bail!("invalid variable name {name:?}: use lowercase letters, digits and single underscores");
+        bail!(
+            "invalid variable name {name:?}: use lowercase letters, digits and single underscores"
+        );
     }
     Ok(())
 }
@@ -69,10 +71,9 @@ impl AppVariables {
                 .find("}}")
                 .with_context(|| format!("unclosed '{{{{' in template {template:?}"))?;
             let name = after[..end].trim();
-            let value = self
-                .values
-                .get(name)
-                .with_context(|| format!("template {template:?} names unknown variable {name:?}"))?;
+            let value = self.values.get(name).with_context(|| {
+                format!("template {template:?} names unknown variable {name:?}")
+            })?;
             out.push_str(value);
             rest = &after[end + 2..];
         }
@@ -136,14 +137,20 @@ message = "{{ greeting }}, {{secret_key}}!"
             _ => None,
         };
         let vars = AppVariables::resolve(&m, &env).expect("resolves");
-        let c = vars.for_component("c", &m.components["c"]).expect("expands");
+        let c = vars
+            .for_component("c", &m.components["c"])
+            .expect("expands");
         assert_eq!(c["message"], "hello, s3!");
     }
 
     #[test]
     fn missing_required_variable_is_named() {
         let err = AppVariables::resolve(&manifest(), &|_| None).expect_err("must fail");
-        assert!(err.to_string().contains("secret_key (set SPIN_VARIABLE_SECRET_KEY)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("secret_key (set SPIN_VARIABLE_SECRET_KEY)"),
+            "{err}"
+        );
     }
 
     #[test]

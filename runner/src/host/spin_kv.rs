@@ -20,7 +20,10 @@ impl From<KvError> for Error {
     }
 }
 
-fn store_of<T>(acc: &Accessor<T, SpinHost>, handle: &Resource<OpenStore>) -> Result<KvStore, Error> {
+fn store_of<T>(
+    acc: &Accessor<T, SpinHost>,
+    handle: &Resource<OpenStore>,
+) -> Result<KvStore, Error> {
     acc.with(|mut a| {
         let ctx: &mut Ctx = a.get();
         ctx.table()

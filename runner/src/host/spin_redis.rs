@@ -9,8 +9,7 @@ use redis::aio::MultiplexedConnection;
 use wasmtime::component::{Accessor, Resource};
 
 use super::spin_redis_api::{
-    Error, Host, HostConnection, HostConnectionWithStore, RedisParameter,
-    RedisResult,
+    Error, Host, HostConnection, HostConnectionWithStore, RedisParameter, RedisResult,
 };
 use super::{Ctx, SpinHost};
 use crate::redis_pool::{self, RedisPool};
@@ -58,12 +57,25 @@ fn flatten(value: Value, out: &mut Vec<RedisResult>) {
 fn connection<T>(
     acc: &Accessor<T, SpinHost>,
     handle: &Resource<OpenConnection>,
-) -> Result<(String, MultiplexedConnection, Option<MultiplexedConnection>, RedisPool), Error> {
+) -> Result<
+    (
+        String,
+        MultiplexedConnection,
+        Option<MultiplexedConnection>,
+        RedisPool,
+    ),
+    Error,
+> {
     acc.with(|mut a| {
         let ctx: &mut Ctx = a.get();
         let pool = ctx.host.redis.clone();
         let c = ctx.table().get(handle).map_err(other)?;
-        Ok((c.address.clone(), c.shared.clone(), c.dedicated.clone(), pool))
+        Ok((
+            c.address.clone(),
+            c.shared.clone(),
+            c.dedicated.clone(),
+            pool,
+        ))
     })
 }
 
@@ -218,9 +230,9 @@ impl<T> HostConnectionWithStore<T> for SpinHost {
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let mut cmd = redis::cmd("SMEMBERS");
         cmd.arg(key);
-        Ok(run(acc, &this, cmd, false).await.and_then(|v| {
-            redis::from_redis_value::<Vec<String>>(v).map_err(|_| Error::TypeError)
-        }))
+        Ok(run(acc, &this, cmd, false)
+            .await
+            .and_then(|v| redis::from_redis_value::<Vec<String>>(v).map_err(|_| Error::TypeError)))
     }
 
     async fn srem(

@@ -8,10 +8,10 @@
 
 use wasmtime::component::Resource;
 
+use super::Ctx;
 use super::wasi_keyvalue::atomics::{self, CasError};
 use super::wasi_keyvalue::batch;
 use super::wasi_keyvalue::store::{self, Error, KeyResponse};
-use super::Ctx;
 use crate::kv::{KvError, KvStore};
 
 /// A guest's open bucket.
@@ -51,7 +51,10 @@ macro_rules! try_store {
 }
 
 impl store::Host for Ctx {
-    async fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<OpenBucket>, Error>> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<OpenBucket>, Error>> {
         let Some(store) = self.host.open_store(&identifier) else {
             return Ok(Err(Error::AccessDenied));
         };
@@ -176,7 +179,10 @@ impl atomics::HostCas for Ctx {
             .map_err(|e| Error::Other(e.to_string())))
     }
 
-    async fn current(&mut self, this: Resource<OpenCas>) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+    async fn current(
+        &mut self,
+        this: Resource<OpenCas>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         Ok(Ok(self.table().get(&this)?.seen.clone()))
     }
 

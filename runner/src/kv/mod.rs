@@ -44,9 +44,16 @@ pub enum KvStore {
     Redis(RedisKv),
 }
 
+/// Store operations issued by guests since start (a batch counts once: it is one round trip).
+/// Exposed as `comet_kv_ops_total` so benchmarks can measure what idle waiters cost.
+pub static KV_OPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 macro_rules! dispatch {
     ($self:ident, $kv:ident => $e:expr) => {
-        match $self {
+        match {
+            KV_OPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            $self
+        } {
             KvStore::Sqlite($kv) => $e,
             KvStore::Redis($kv) => $e,
         }

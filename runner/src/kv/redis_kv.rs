@@ -99,7 +99,9 @@ impl RedisKv {
         let mut conn = self.conn.clone();
         match conn.incr::<_, _, i64>(key, delta).await {
             Ok(v) => Ok(v),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
                 // Redis says "value is not an integer": report it like the embedded store does.
                 let current: Option<Vec<u8>> = conn.get(key).await?;
                 parse_counter(key, current.as_deref())?;

@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(db.store("b").get("k").await.expect("get"), None);
         drop(db);
         let db = SqliteDb::open(&dir.path().join("kv.db")).expect("reopen");
-        assert_eq!(db.store("a").get("k").await.expect("get"), Some(b"1".to_vec()));
+        assert_eq!(
+            db.store("a").get("k").await.expect("get"),
+            Some(b"1".to_vec())
+        );
     }
 
     #[tokio::test]
@@ -221,8 +224,16 @@ mod tests {
         assert_eq!(s.get("n").await.expect("get"), Some(b"3".to_vec()));
         assert!(s.compare_and_swap("c", None, b"x").await.expect("cas"));
         assert!(!s.compare_and_swap("c", None, b"y").await.expect("cas"));
-        assert!(!s.compare_and_swap("c", Some(b"z"), b"y").await.expect("cas"));
-        assert!(s.compare_and_swap("c", Some(b"x"), b"y").await.expect("cas"));
+        assert!(
+            !s.compare_and_swap("c", Some(b"z"), b"y")
+                .await
+                .expect("cas")
+        );
+        assert!(
+            s.compare_and_swap("c", Some(b"x"), b"y")
+                .await
+                .expect("cas")
+        );
         assert_eq!(s.get("c").await.expect("get"), Some(b"y".to_vec()));
         s.set("bad", b"nope").await.expect("set");
         assert!(matches!(

@@ -1,0 +1,69 @@
+//! A lean HTTP/1.1 client: one hyper connection per simulated user.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// An open keep-alive connection.
+pub struct Conn {
+    sender: SendRequest<Empty<Bytes>>,
+    host: String,
+}
+
+/// Parses `http://host:port` into a socket address.
+///
+/// # Errors
+/// Not an `http://ip:port` URL.
+pub fn addr_of(base: &str) -> Result<SocketAddr> {
+    base.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("not an http://ip:port URL: {base}"))
+}
+
+impl Conn {
+    /// Connects (TCP_NODELAY) and completes the HTTP/1.1 handshake.
+    ///
+    /// # Errors
+    /// The connection fails.
+    pub async fn open(addr: SocketAddr) -> Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Self {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// `GET path`, reading the whole body; returns status and body.
+    ///
+    /// # Errors
+    /// The connection breaks.
+    pub async fn get(&mut self, path: &str) -> Result<(u16, Bytes)> {
+        self.sender.ready().await?;
+        let req = http::Request::get(path)
+            .header(http::header::HOST, &self.host)
+            .body(Empty::new())?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// One-shot GET on a fresh connection.
+///
+/// # Errors
+/// The request fails.
+pub async fn get_once(base: &str, path: &str) -> Result<(u16, Bytes)> {
+    Conn::open(addr_of(base)?).await?.get(path).await
+}

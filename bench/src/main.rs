@@ -1,0 +1,41 @@
+//! `comet-bench`: measures Comet and prints figures (it asserts nothing; tests do that).
+//!
+//! ```text
+//! cargo build --release -p comet-runner && cargo build --release --target wasm32-wasip2 -p comet-probe
+//! cargo run --release -p comet-bench -- runner            # held requests, req/s, cold start
+//! ```
+//! Every server is started by the harness on 127.0.0.1 in its own session (`setsid`), and the
+//! harness reports its own CPU time next to each figure: on a 2-core machine the load
+//! generator competes with the server.
+
+mod client;
+mod proc_stats;
+mod runner_bench;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+/// Comet benchmarks.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The runner alone, with the probe component: RSS per held request, trivial req/s,
+    /// cold start.
+    Runner(runner_bench::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Runner(opts) => rt.block_on(runner_bench::run(opts)),
+    }
+}

@@ -1,0 +1,292 @@
+//! Request parsing and response building shared by the functions: query strings, channel
+//! lists, bounded body reads, CORS and security headers.
+
+use bytes::Bytes;
+use comet_state::{Channel, Cursor};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use percent_encoding::percent_decode_str;
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{BoxBody, FullBody, Request, box_body};
+
+use crate::config::{Config, CorsOrigins};
+use crate::error::ApiError;
+
+/// The response type every function returns.
+pub type Resp = http::Response<BoxBody>;
+
+/// A decoded query string; repeated keys keep every value, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Decodes `a=1&b=x%20y&channel=a&channel=b` (`+` means space).
+    pub fn parse(raw: &str) -> Self {
+        Self(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(k), decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`.
+    pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Percent-decodes a query component (`+` → space); invalid UTF-8 is replaced, and then fails
+/// channel validation rather than being silently altered into a valid name.
+pub fn decode(s: &str) -> String {
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The subscribed channels: every `channel=` value, each may also be a comma list.
+///
+/// # Errors
+/// None given, too many, a bad name, an internal (`$`) channel, or a private channel (tokens
+/// are not accepted yet, so private channels are closed).
+pub fn channels(query: &Query, config: &Config) -> Result<Vec<Channel>, ApiError> {
+    let mut out: Vec<Channel> = Vec::new();
+    for value in query.all("channel") {
+        for name in value.split(',') {
+            if out.len() >= config.max_channels {
+                return Err(ApiError::bad_request(
+                    "too_many_channels",
+                    format!("at most {} channels per subscription", config.max_channels),
+                ));
+            }
+            let channel = Channel::new(name)?;
+            check_readable(&channel)?;
+            if !out.contains(&channel) {
+                out.push(channel);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_channel",
+            "name at least one channel with ?channel=",
+        ));
+    }
+    Ok(out)
+}
+
+/// Private channels need a subscribe token, which this version does not issue yet.
+///
+/// # Errors
+/// The channel is `private-…`.
+pub fn check_readable(channel: &Channel) -> Result<(), ApiError> {
+    if channel.is_private() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_required",
+            format!(
+                "channel {:?} is private and needs a subscribe token",
+                channel.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The resume cursor: `cursor=`, `lastEventId=` or the `Last-Event-ID` header, first found.
+///
+/// # Errors
+/// The token does not decode (garbage, tampered, too long).
+pub fn cursor(query: &Query, headers: &HeaderMap) -> Result<Option<Cursor>, ApiError> {
+    let token = query
+        .get("cursor")
+        .or_else(|| query.get("lastEventId"))
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+    match token.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => Ok(Some(Cursor::decode(t)?)),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes.
+///
+/// # Errors
+/// 413 `body_too_large` beyond the limit; 400 `bad_body` if the stream breaks.
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(too_large(limit));
+    }
+    let mut stream = req.into_body().stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request("bad_body", format!("reading body: {e:?}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body exceeds {limit} bytes"),
+    )
+}
+
+/// A complete response with `content_type`.
+pub fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut resp = http::Response::new(box_body(FullBody::new(body.into())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, body: String) -> Resp {
+    full(status, "application/json", body)
+}
+
+/// The error as a JSON response (with `Retry-After` when set).
+pub fn error_response(e: &ApiError) -> Resp {
+    let mut resp = json(e.status, e.body());
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Adds the headers every Comet response carries: no caching, no sniffing, and CORS for
+/// allowed origins.
+pub fn finish(mut resp: Resp, request_headers: &HeaderMap, config: &Config) -> Resp {
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    if let Some(origin) = allowed_origin(request_headers, config) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Retry-After"),
+        );
+    }
+    resp
+}
+
+/// The value for `Access-Control-Allow-Origin`, if the request's origin is allowed.
+fn allowed_origin(request_headers: &HeaderMap, config: &Config) -> Option<HeaderValue> {
+    let origin = request_headers.get(header::ORIGIN)?;
+    match &config.cors_origins {
+        CorsOrigins::Any => Some(HeaderValue::from_static("*")),
+        CorsOrigins::List(list) => {
+            let o = origin.to_str().ok()?;
+            list.iter()
+                .any(|allowed| allowed == o)
+                .then(|| origin.clone())
+        }
+    }
+}
+
+/// Answers a CORS preflight (`OPTIONS`): 204, with the allow headers for allowed origins.
+pub fn preflight(request_headers: &HeaderMap, config: &Config) -> Resp {
+    let mut resp = full(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
+    if allowed_origin(request_headers, config).is_some() {
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, Last-Event-ID"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    finish(resp, request_headers, config)
+}
+
+/// 405 naming the allowed methods.
+pub fn method_not_allowed(allowed: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {allowed}"),
+    )
+}
+
+/// Whether the method is a preflight.
+pub fn is_preflight(method: &Method) -> bool {
+    method == Method::OPTIONS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decodes_repeats_and_escapes() {
+        let q = Query::parse("channel=a&channel=b%2Fc&x=1+2&flag");
+        assert_eq!(q.all("channel").collect::<Vec<_>>(), vec!["a", "b/c"]);
+        assert_eq!(q.get("x"), Some("1 2"));
+        assert_eq!(q.get("flag"), Some(""));
+        assert_eq!(q.get("nope"), None);
+    }
+
+    #[test]
+    fn channel_list_is_validated() {
+        let config = Config {
+            max_channels: 2,
+            ..Config::default()
+        };
+        let ok = channels(&Query::parse("channel=a,b&channel=a"), &config).expect("valid");
+        assert_eq!(ok.len(), 2);
+        let codes = |q: &str| {
+            channels(&Query::parse(q), &config)
+                .expect_err("invalid")
+                .code
+        };
+        assert_eq!(codes(""), "missing_channel");
+        assert_eq!(codes("channel=a,b,c"), "too_many_channels");
+        assert_eq!(codes("channel=bad%20name"), "invalid_channel");
+        assert_eq!(codes("channel=%24s:x"), "invalid_channel");
+        assert_eq!(codes("channel=private-x"), "token_required");
+    }
+}

@@ -1,0 +1,6 @@
+//! `comet` built inside the test crate, so `cargo test` compiles the runner once with the test
+//! build's features; identical to `target/release/comet`.
+
+fn main() -> anyhow::Result<()> {
+    comet_runner::main_entry()
+}
