@@ -9,6 +9,7 @@
 //! generator competes with the server.
 
 mod client;
+mod kv_engine;
 mod proc_stats;
 mod runner_bench;
 mod server;
@@ -27,6 +28,8 @@ enum Command {
     /// The runner alone, with the probe component: RSS per held request, trivial req/s,
     /// cold start.
     Runner(runner_bench::Options),
+    /// Embedded key-value engines compared: SQLite WAL (normal/full sync) vs redb.
+    KvEngine(kv_engine::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Runner(opts) => rt.block_on(runner_bench::run(opts)),
+        Command::KvEngine(opts) => rt.block_on(kv_engine::run(opts)),
     }
 }

@@ -13,7 +13,7 @@
 mod app;
 mod build;
 mod host;
-mod kv;
+pub mod kv;
 mod manifest;
 mod metrics;
 mod outbound;

@@ -4,8 +4,9 @@
 //! - [`SqliteKv`], the embedded default: one SQLite file in WAL mode under `--state-dir`.
 //!   A commit is a `write()` into the WAL, so a `kill -9` of the runner loses nothing that was
 //!   acknowledged; only a power cut can drop the last few commits (`synchronous = NORMAL`).
-//!   It is what Spin itself uses for its default store, and it measured fastest for our
-//!   small-value, many-commit load (see `bench/README.md`).
+//!   It is what Spin itself uses for its default store, and it measured fastest of the
+//!   engines tried for our small-value, commit-per-operation load
+//!   (`comet-bench kv-engine`; figures in `bench/README.md`).
 //! - [`RedisKv`], for many runners (or real Spin) sharing one store. Keys are stored as-is, as
 //!   Spin's Redis store does, so a runner and `spin up` can share data.
 //!
@@ -16,7 +17,7 @@ mod redis_kv;
 mod sqlite;
 
 pub use redis_kv::RedisKv;
-pub use sqlite::{SqliteDb, SqliteKv};
+pub use sqlite::{SqliteDb, SqliteKv, Sync};
 
 /// Errors from a store engine, turned into the WIT `error::other` for the guest.
 #[derive(Debug, thiserror::Error)]

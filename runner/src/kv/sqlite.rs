@@ -11,6 +11,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{KvError, parse_counter};
 
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// WAL append per commit, fsync at checkpoints: survives process crashes (the default).
+    Normal,
+    /// fsync per commit: also survives power loss, at a large cost per publish.
+    Full,
+}
+
 /// A handle on one label of the embedded database.
 #[derive(Clone)]
 pub struct SqliteKv {
@@ -30,12 +39,27 @@ impl SqliteDb {
     /// # Errors
     /// The file cannot be opened or initialised.
     pub fn open(path: &Path) -> Result<Self, KvError> {
+        Self::open_with(path, Sync::Normal)
+    }
+
+    /// Opens with an explicit durability level (benchmarks compare them).
+    ///
+    /// # Errors
+    /// The file cannot be opened or initialised.
+    pub fn open_with(path: &Path, sync: Sync) -> Result<Self, KvError> {
         let conn = Connection::open(path)?;
         // WAL + NORMAL: each commit is one append to the WAL file; durable against process
         // crashes (the OS holds the pages), not against power loss. busy_timeout covers a second
         // runner opening the same file.
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                Sync::Normal => "NORMAL",
+                Sync::Full => "FULL",
+            },
+        )?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (
