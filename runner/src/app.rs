@@ -29,7 +29,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 use crate::host::{self, ComponentHost, Ctx};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::outbound::{AllowedHosts, InternalDispatch, OutboundHooks};
+use crate::outbound::{AllowedHosts, ChainedResponse, InternalDispatch, OutboundHooks};
 use crate::redis_pool::RedisPool;
 use crate::routes::{Route, RouteMatch, Router};
 use crate::runtime_config::Stores;
@@ -46,6 +46,8 @@ pub struct InstancePolicy {
     pub idle_timeout: Duration,
     /// Longest a request (including a streamed body) may run; `None` = no limit.
     pub request_timeout: Option<Duration>,
+    /// How long a guest may run on after its client left before it is cancelled.
+    pub cancel_grace: Duration,
 }
 
 /// One component ready to serve.
@@ -252,8 +254,8 @@ impl App {
         if let Err(e) = prepare_request(&mut request, &matched, client) {
             return error_response(http::StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
         }
-        // Dropping `_disconnect` (client gone before a response) expires the guest task; the
-        // guard logs that case, which otherwise would leave no trace.
+        // Dropping `_disconnect` (client gone before a response) expires the guest task after
+        // the cancel grace; the guard logs that case, which otherwise would leave no trace.
         let (_disconnect, cancelled) = oneshot::channel::<()>();
         let mut pending = PendingRequest::new(&self.metrics, &entry.id, &method, &path);
         let result = entry.handler.handle(cancelled, request).await;
@@ -380,14 +382,7 @@ impl InternalDispatch for App {
         self: Arc<Self>,
         id: &str,
         request: http::Request<WasiBody>,
-    ) -> Option<
-        Pin<
-            Box<
-                dyn Future<Output = Result<http::Response<WasiBody>, wasmtime_wasi_http::Error>>
-                    + Send,
-            >,
-        >,
-    > {
+    ) -> Option<ChainedResponse> {
         let target = self.components.iter().position(|c| c.id == id)?;
         let path = request.uri().path().to_string();
         let matched = self
@@ -484,6 +479,7 @@ impl WorkerState for Worker {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         let abandoned = self.abandoned.clone();
         let timeout = self.policy.request_timeout;
+        let grace = self.policy.cancel_grace;
         Box::pin(async move {
             let timed_out = async {
                 match timeout {
@@ -491,8 +487,12 @@ impl WorkerState for Worker {
                     None => std::future::pending().await,
                 }
             };
+            let client_gone = async {
+                let _ = disconnected.await;
+                tokio::time::sleep(grace).await;
+            };
             tokio::select! {
-                _ = disconnected => {}
+                () = client_gone => {}
                 () = timed_out => {}
             }
             // The guest task cannot be cancelled on its own, so the instance stops taking
@@ -503,7 +503,12 @@ impl WorkerState for Worker {
 
     fn drop(&self, store: Store<Ctx>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            tracing::warn!(error = ?e, "instance retired with an error");
+            // At shutdown every live worker is dropped mid-flight; that is not worth a warning.
+            if crate::server::shutting_down() {
+                tracing::debug!(error = ?e, "instance dropped at shutdown");
+            } else {
+                tracing::warn!(error = ?e, "instance retired with an error");
+            }
         }
         self.metrics.instance_dropped();
         drop(store);

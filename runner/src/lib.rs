@@ -78,6 +78,11 @@ struct UpArgs {
     /// Seconds an idle instance is kept for reuse.
     #[arg(long, default_value_t = 10)]
     idle_instance_timeout: u64,
+    /// Seconds a guest may keep running after its client left before its task is cancelled.
+    /// A cancelled task retires its whole instance (wasmtime cannot cancel one task), so the
+    /// default outlasts any long-poll, which ends by itself; only runaway guests are cut.
+    #[arg(long, default_value_t = 65)]
+    cancel_grace: u64,
     /// Longest a request may run, in seconds, streamed body included (0 = no limit).
     #[arg(long, default_value_t = 0)]
     request_timeout: u64,
@@ -129,6 +134,7 @@ async fn up(args: UpArgs) -> Result<()> {
         idle_timeout: Duration::from_secs(args.idle_instance_timeout),
         request_timeout: (args.request_timeout > 0)
             .then(|| Duration::from_secs(args.request_timeout)),
+        cancel_grace: Duration::from_secs(args.cancel_grace),
     };
     let app = app::App::load(&manifest, &engine, stores.clone(), policy, metrics.clone())?;
 

@@ -107,6 +107,10 @@ impl AllowedHosts {
     }
 }
 
+/// The response future of a chained request.
+pub type ChainedResponse =
+    Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, HttpError>> + Send>>;
+
 /// Hands a chained request to a component of this application.
 pub trait InternalDispatch: Send + Sync {
     /// Serves `request` with component `id`; `None` if there is no such component.
@@ -114,7 +118,7 @@ pub trait InternalDispatch: Send + Sync {
         self: Arc<Self>,
         id: &str,
         request: http::Request<WasiBody>,
-    ) -> Option<Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, HttpError>> + Send>>>;
+    ) -> Option<ChainedResponse>;
 }
 
 /// The `wasi:http` hooks of one instance.

@@ -145,7 +145,15 @@ pub async fn serve_admin(
     }
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the process is stopping (workers dropped mid-flight are expected then).
+pub fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM), and marks the process as
+/// shutting down.
 pub async fn stop_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -165,4 +173,5 @@ pub async fn stop_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+    SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::Relaxed);
 }

@@ -6,4 +6,6 @@
 //! skip, without one.
 
 mod runner;
+mod stress;
 mod support;
+mod v1;

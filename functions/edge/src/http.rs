@@ -67,17 +67,18 @@ pub fn channels(query: &Query, config: &Config) -> Result<Vec<Channel>, ApiError
     let mut out: Vec<Channel> = Vec::new();
     for value in query.all("channel") {
         for name in value.split(',') {
+            let channel = Channel::new(name)?;
+            check_readable(&channel)?;
+            if out.contains(&channel) {
+                continue;
+            }
             if out.len() >= config.max_channels {
                 return Err(ApiError::bad_request(
                     "too_many_channels",
                     format!("at most {} channels per subscription", config.max_channels),
                 ));
             }
-            let channel = Channel::new(name)?;
-            check_readable(&channel)?;
-            if !out.contains(&channel) {
-                out.push(channel);
-            }
+            out.push(channel);
         }
     }
     if out.is_empty() {
@@ -189,14 +190,9 @@ pub fn error_response(e: &ApiError) -> Resp {
 
 /// Adds the headers every Comet response carries: no caching, no sniffing, and CORS for
 /// allowed origins.
-pub fn finish(mut resp: Resp, request_headers: &HeaderMap, config: &Config) -> Resp {
+pub fn finish(resp: Resp, request_headers: &HeaderMap, config: &Config) -> Resp {
+    let mut resp = finish_unconfigured(resp);
     let h = resp.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
     if let Some(origin) = allowed_origin(request_headers, config) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
@@ -205,6 +201,20 @@ pub fn finish(mut resp: Resp, request_headers: &HeaderMap, config: &Config) -> R
             HeaderValue::from_static("Retry-After"),
         );
     }
+    resp
+}
+
+/// The headers of [`finish`] that need no configuration (no sniffing, no caching), for
+/// answers given when the configuration itself cannot be read (`bad_configuration`): without
+/// a known allow-list no CORS header is added.
+pub fn finish_unconfigured(mut resp: Resp) -> Resp {
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     resp
 }
 

@@ -23,7 +23,7 @@ async fn handle(req: Request) -> Resp {
     let headers = req.headers().clone();
     let config = match comet_edge::config().await {
         Ok(c) => c,
-        Err(e) => return h::error_response(&e),
+        Err(e) => return h::finish_unconfigured(h::error_response(&e)),
     };
     if h::is_preflight(req.method()) {
         return h::preflight(&headers, &config);

@@ -4,7 +4,11 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_disconnect_cancels_guest() {
-    let runner = start_probe();
+    // Cancel as soon as the client is gone (the default waits 65 s, longer than any poll).
+    let mut opts = probe_opts();
+    opts.args
+        .extend(["--cancel-grace".to_string(), "0".to_string()]);
+    let runner = Runner::start(&probe_manifest(), opts);
     // Control: left alone, the hold finishes.
     assert_eq!(
         get(&runner.url("/probe/hold?tag=control&ms=300")).await,
