@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use wasmtime_wasi_http::WasiBody;
 
 use crate::app::App;
 use crate::metrics::Metrics;
@@ -67,12 +68,17 @@ pub async fn serve_app(
         let mut stop = shutdown.clone();
         connections.spawn(async move {
             metrics.connection(1);
+            let body_stop = stop.clone();
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
+                let body_stop = body_stop.clone();
                 async move {
                     let req =
                         req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-                    Ok::<_, std::convert::Infallible>(app.serve(req, client).await)
+                    let resp = app.serve(req, client).await;
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|b| EndOnShutdown::new(b, body_stop).boxed_unsync()),
+                    )
                 }
             });
             let conn = http1::Builder::new()
@@ -108,6 +114,54 @@ pub async fn serve_app(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// A response body that ends cleanly, between two chunks, when the runner shuts down.
+///
+/// Held streams (SSE, NDJSON) would otherwise keep a draining runner alive until the drain
+/// timeout and then be cut mid-response; ended cleanly, their clients reconnect (to another
+/// runner) and resume from their cursor with nothing lost.
+struct EndOnShutdown {
+    inner: WasiBody,
+    stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl EndOnShutdown {
+    fn new(inner: WasiBody, mut stop: watch::Receiver<bool>) -> Self {
+        Self {
+            inner,
+            stopped: Box::pin(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            }),
+        }
+    }
+}
+
+impl hyper::body::Body for EndOnShutdown {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        // Data already produced goes out first; the end comes at the next chunk boundary.
+        if let std::task::Poll::Ready(frame) = std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            return std::task::Poll::Ready(frame);
+        }
+        if self.stopped.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Serves `/metrics` (Prometheus) and `/healthz` on the admin listener.

@@ -20,8 +20,9 @@ use crate::parse_subscribe;
 enum Frame<'a> {
     /// An event and the cursor after it.
     Event(&'a Event, &'a str),
-    /// The stream is positioned (sent once, after the backlog): the current cursor.
-    Open(&'a str),
+    /// The stream is positioned (sent once, after the backlog): the current cursor. Named
+    /// `ready`, not `open`, which would collide with `EventSource`'s own `open` event.
+    Ready(&'a str),
     /// Nothing happened for a heartbeat interval.
     Heartbeat(&'a str),
     /// The stream ends because of an error.
@@ -35,8 +36,8 @@ fn sse_frame(frame: Frame<'_>) -> String {
         Frame::Event(e, cursor) => {
             framing::sse_event(framing::sse_event_name(e), Some(cursor), &e.to_json())
         }
-        Frame::Open(cursor) => framing::sse_event(
-            Some("open"),
+        Frame::Ready(cursor) => framing::sse_event(
+            Some("ready"),
             Some(cursor),
             &format!("{{\"cursor\":\"{cursor}\"}}"),
         ),
@@ -48,7 +49,7 @@ fn sse_frame(frame: Frame<'_>) -> String {
 fn ndjson_frame(frame: Frame<'_>) -> String {
     match frame {
         Frame::Event(e, cursor) => framing::ndjson_event(e, cursor),
-        Frame::Open(cursor) => framing::ndjson_control("open", cursor),
+        Frame::Ready(cursor) => framing::ndjson_control("ready", cursor),
         Frame::Heartbeat(cursor) => framing::ndjson_control("heartbeat", cursor),
         Frame::Error(e) => format!("{}\n", e.body()),
     }
@@ -171,7 +172,7 @@ where
         subs = batch.next_subscriptions();
         let current = before.encode();
         if !opened {
-            chunk.push_str(&framer(Frame::Open(&current)));
+            chunk.push_str(&framer(Frame::Ready(&current)));
             opened = true;
         } else if batch.events.is_empty() {
             chunk.push_str(&framer(Frame::Heartbeat(&current)));

@@ -120,7 +120,7 @@ async fn read_until_open(r: &mut SseReader) -> (Vec<SseEvent>, String) {
             .next_event(Duration::from_secs(5))
             .await
             .expect("stream ended before open");
-        if e.event.as_deref() == Some("open") {
+        if e.event.as_deref() == Some("ready") {
             let id = e.id.clone().expect("open carries an id");
             assert_eq!(
                 e.json()["cursor"],
@@ -217,7 +217,7 @@ async fn sse_delivers_concurrent_publishes_in_order_and_resumes_from_last_event_
             };
             match r.next_event(Duration::from_secs(5)).await {
                 Some(e) => {
-                    if e.event.as_deref() == Some("open") {
+                    if e.event.as_deref() == Some("ready") {
                         continue;
                     }
                     assert_eq!(e.event, None, "unexpected event {e:?}");

@@ -43,7 +43,7 @@ async fn until_open(lines: &mut Lines) -> (Vec<Value>, String) {
     let mut backlog = Vec::new();
     loop {
         let v = next(lines).await.expect("ended before open");
-        if v["type"] == "open" {
+        if v["type"] == "ready" {
             return (
                 backlog,
                 v["cursor"].as_str().expect("open cursor").to_owned(),
@@ -91,7 +91,7 @@ async fn ndjson_delivers_concurrent_publishes_in_order_and_resumes_from_cursor(b
                         .expect("every line has a cursor")
                         .to_owned();
                     match v["type"].as_str() {
-                        Some("open" | "heartbeat") => {}
+                        Some("ready" | "heartbeat") => {}
                         Some(other) => panic!("unexpected line type {other}: {v}"),
                         None => {
                             let e = envelope(&v);
