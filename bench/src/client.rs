@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// An open keep-alive connection.
 pub struct Conn {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
     host: String,
 }
 
@@ -52,7 +52,30 @@ impl Conn {
         self.sender.ready().await?;
         let req = http::Request::get(path)
             .header(http::header::HOST, &self.host)
-            .body(Empty::new())?;
+            .body(Full::new(Bytes::new()))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    /// `POST path` with a JSON `body` and `Authorization: Bearer <bearer>`, reading the whole
+    /// answer; returns status and body.
+    ///
+    /// # Errors
+    /// The connection breaks.
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        bearer: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<(u16, Bytes)> {
+        self.sender.ready().await?;
+        let req = http::Request::post(path)
+            .header(http::header::HOST, &self.host)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .body(Full::new(body.into()))?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await?.to_bytes();

@@ -32,14 +32,28 @@ fn rate(n: usize, d: Duration) -> String {
 /// A database cannot be created.
 pub async fn run(opts: Options) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    println!("# embedded key-value engines, {} ops each, one commit per op", opts.ops);
-    println!("{:<28} {:>11} {:>11} {:>11}", "engine", "set", "increment", "get");
-    for (name, sync) in [("sqlite wal, synchronous=normal", Sync::Normal), ("sqlite wal, synchronous=full", Sync::Full)] {
-        let db = SqliteDb::open_with(&dir.path().join(format!("{name}.db").replace([' ', ',', '='], "_")), sync)?;
+    println!(
+        "# embedded key-value engines, {} ops each, one commit per op",
+        opts.ops
+    );
+    println!(
+        "{:<28} {:>11} {:>11} {:>11}",
+        "engine", "set", "increment", "get"
+    );
+    for (name, sync) in [
+        ("sqlite wal, synchronous=normal", Sync::Normal),
+        ("sqlite wal, synchronous=full", Sync::Full),
+    ] {
+        let db = SqliteDb::open_with(
+            &dir.path()
+                .join(format!("{name}.db").replace([' ', ',', '='], "_")),
+            sync,
+        )?;
         let s = db.store("default");
         let t = Instant::now();
         for i in 0..opts.ops {
-            s.set(&format!("k{i}"), b"0123456789abcdef0123456789abcdef").await?;
+            s.set(&format!("k{i}"), b"0123456789abcdef0123456789abcdef")
+                .await?;
         }
         let set = t.elapsed();
         let t = Instant::now();
@@ -52,7 +66,12 @@ pub async fn run(opts: Options) -> Result<()> {
             s.get(&format!("k{i}")).await?;
         }
         let get = t.elapsed();
-        println!("{name:<28} {} {} {}", rate(opts.ops, set), rate(opts.ops, incr), rate(opts.ops, get));
+        println!(
+            "{name:<28} {} {} {}",
+            rate(opts.ops, set),
+            rate(opts.ops, incr),
+            rate(opts.ops, get)
+        );
     }
     let db = Database::create(dir.path().join("redb.db"))?;
     let t = Instant::now();
@@ -60,7 +79,10 @@ pub async fn run(opts: Options) -> Result<()> {
         let tx = db.begin_write()?;
         {
             let mut table = tx.open_table(TABLE)?;
-            table.insert(format!("k{i}").as_str(), b"0123456789abcdef0123456789abcdef".as_slice())?;
+            table.insert(
+                format!("k{i}").as_str(),
+                b"0123456789abcdef0123456789abcdef".as_slice(),
+            )?;
         }
         tx.commit()?;
     }
@@ -72,7 +94,11 @@ pub async fn run(opts: Options) -> Result<()> {
             let mut table = tx.open_table(TABLE)?;
             let current = table
                 .get("counter")?
-                .and_then(|v| std::str::from_utf8(v.value()).ok().and_then(|s| s.parse::<i64>().ok()))
+                .and_then(|v| {
+                    std::str::from_utf8(v.value())
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                })
                 .unwrap_or(0);
             let next = (current + 1).to_string();
             table.insert("counter", next.as_bytes())?;
@@ -87,6 +113,12 @@ pub async fn run(opts: Options) -> Result<()> {
         let _ = table.get(format!("k{i}").as_str())?;
     }
     let get = t.elapsed();
-    println!("{:<28} {} {} {}", "redb, durability=immediate", rate(opts.ops, set), rate(opts.ops, incr), rate(opts.ops, get));
+    println!(
+        "{:<28} {} {} {}",
+        "redb, durability=immediate",
+        rate(opts.ops, set),
+        rate(opts.ops, incr),
+        rate(opts.ops, get)
+    );
     Ok(())
 }

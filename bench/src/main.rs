@@ -3,6 +3,8 @@
 //! ```text
 //! cargo build --release -p comet-runner && cargo build --release --target wasm32-wasip2 -p comet-probe
 //! cargo run --release -p comet-bench -- runner            # held requests, req/s, cold start
+//! cargo build --release --target wasm32-wasip2 -p comet-fn-subscribe -p comet-fn-publish
+//! cargo run --release -p comet-bench -- state             # publish/s, read/s, wake latency, idle cost
 //! ```
 //! Every server is started by the harness on 127.0.0.1 in its own session (`setsid`), and the
 //! harness reports its own CPU time next to each figure: on a 2-core machine the load
@@ -13,6 +15,7 @@ mod kv_engine;
 mod proc_stats;
 mod runner_bench;
 mod server;
+mod state_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +33,9 @@ enum Command {
     Runner(runner_bench::Options),
     /// Embedded key-value engines compared: SQLite WAL (normal/full sync) vs redb.
     KvEngine(kv_engine::Options),
+    /// The state engine through the real functions (`spin.toml`), per backend (kv, redis):
+    /// publish/s single and batched, read/s, publish→wake latency, store ops per idle waiter.
+    State(state_bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +47,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Runner(opts) => rt.block_on(runner_bench::run(opts)),
         Command::KvEngine(opts) => rt.block_on(kv_engine::run(opts)),
+        Command::State(opts) => rt.block_on(state_bench::run(opts)),
     }
 }

@@ -5,6 +5,7 @@
 //! (see [`support::ensure_built`]). Redis tests need a Redis on `127.0.0.1:6379` and fail, not
 //! skip, without one.
 
+mod node;
 mod runner;
 mod stress;
 mod support;
