@@ -105,7 +105,7 @@ async fn check(api: &Api, rows: Vec<Row>, seen: &mut BTreeMap<String, u16>) -> V
             ));
         }
         let message = a.json()["error"]["message"].clone();
-        if !message.as_str().is_some_and(|m| !m.is_empty()) {
+        if message.as_str().is_none_or(|m| m.is_empty()) {
             problems.push(format!("{}: error without message: {}", r.what, a.text));
         }
         if r.status == 413 || r.status == 401 {
