@@ -98,6 +98,7 @@ pub struct RedisLog<R, C> {
     config: LogConfig,
     publish: Script,
     read: Script,
+    cluster: bool,
 }
 
 fn key(channel: &Channel, suffix: &str) -> String {
@@ -120,7 +121,16 @@ impl<R: RedisOps, C: Clock> RedisLog<R, C> {
             config,
             publish: Script::new(PUBLISH),
             read: Script::new(READ),
+            cluster: false,
         }
+    }
+
+    /// Declares that Redis is a Cluster: watchers then read heads with one `GET` per channel
+    /// (channels live in different slots). On a single node (the default) one `MGET` reads
+    /// every watched head, so an idle watcher costs one command per tick, not one per channel.
+    pub fn cluster(mut self, yes: bool) -> Self {
+        self.cluster = yes;
+        self
     }
 
     /// The underlying connection.
@@ -312,7 +322,23 @@ impl<R: RedisOps, C: Clock> Log for RedisLog<R, C> {
     }
 
     async fn heads(&self, channels: &[Channel]) -> Result<Vec<u64>, StateError> {
-        // One GET per channel (no cross-slot MGET), issued concurrently.
+        if !self.cluster && channels.len() > 1 {
+            let keys = channels
+                .iter()
+                .map(|c| RedisArg::from(key(c, "seq")))
+                .collect();
+            let reply = self.redis.execute("MGET", keys).await?;
+            return Ok((0..channels.len())
+                .map(|i| {
+                    reply
+                        .get(i)
+                        .and_then(as_int)
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0)
+                })
+                .collect());
+        }
+        // Cluster: one GET per channel (no cross-slot MGET), issued concurrently.
         let gets = channels.iter().map(|c| {
             self.redis
                 .execute("GET", vec![RedisArg::from(key(c, "seq"))])
@@ -331,6 +357,10 @@ impl<R: RedisOps, C: Clock> Log for RedisLog<R, C> {
     }
 
     fn head_ops(&self, channels: usize) -> u64 {
-        channels as u64
+        if self.cluster {
+            channels as u64
+        } else {
+            channels.min(1) as u64
+        }
     }
 }

@@ -14,8 +14,14 @@ use comet_state::Retention;
 pub enum Backend {
     /// Spin's key-value store, label `default` (the embedded default).
     Kv,
-    /// Redis at this URL (`redis://host:port[/db]`), for many instances.
-    Redis(String),
+    /// Redis at this URL (`redis://host:port[/db]`), for many instances; `cluster` when it is
+    /// a Redis Cluster (no multi-key commands across channels).
+    Redis {
+        /// Server URL.
+        url: String,
+        /// Redis Cluster: read watched heads one key at a time.
+        cluster: bool,
+    },
 }
 
 /// Allowed CORS origins.
@@ -123,7 +129,17 @@ impl Config {
                         reason: format!("{url:?} must start with redis://"),
                     });
                 }
-                Backend::Redis(url)
+                let cluster = match get("redis_cluster").as_deref().map(str::trim) {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => {
+                        return Err(ConfigError {
+                            name: "redis_cluster",
+                            reason: format!("{other:?} is neither \"true\" nor \"false\""),
+                        });
+                    }
+                };
+                Backend::Redis { url, cluster }
             }
             Some(other) => {
                 return Err(ConfigError {
@@ -190,6 +206,7 @@ pub const NAMES: &[&str] = &[
     "publish_key",
     "backend",
     "redis_url",
+    "redis_cluster",
     "retention_count",
     "retention_seconds",
     "max_message_bytes",
@@ -234,7 +251,13 @@ mod tests {
             ("cors_origins", "https://a.example, https://b.example/"),
         ])
         .expect("parses");
-        assert_eq!(c.backend, Backend::Redis("redis://127.0.0.1:6379/2".into()));
+        assert_eq!(
+            c.backend,
+            Backend::Redis {
+                url: "redis://127.0.0.1:6379/2".into(),
+                cluster: false
+            }
+        );
         assert_eq!(
             c.cors_origins,
             CorsOrigins::List(vec!["https://a.example".into(), "https://b.example".into()])

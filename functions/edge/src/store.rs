@@ -257,12 +257,10 @@ pub async fn instance(config: &Config) -> Result<Rc<Instance>, StoreError> {
             AnyLog::Kv(KvLog::new(SpinKv::open().await?, SpinClock, log_config)),
             WatchConfig::KV,
         ),
-        Backend::Redis(url) => (
-            AnyLog::Redis(RedisLog::new(
-                SpinRedis::open(url).await?,
-                SpinClock,
-                log_config,
-            )),
+        Backend::Redis { url, cluster } => (
+            AnyLog::Redis(
+                RedisLog::new(SpinRedis::open(url).await?, SpinClock, log_config).cluster(*cluster),
+            ),
             WatchConfig::REDIS,
         ),
     };

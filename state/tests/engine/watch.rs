@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use comet_state::{Clock, Log, LogConfig, MemoryKv, Start, WatchConfig, Watcher};
+use comet_state::{Clock, Log, LogConfig, MemoryKv, RedisLog, Start, WatchConfig, Watcher};
 
 use crate::log_suite::{msg, sub, summary};
-use crate::support::{Env, kv_env, kv_env_with, redis_env};
+use crate::support::{Env, RealRedis, kv_env, kv_env_with, redis_env};
 
 async fn wakes_after_publish<L: Log>(env: &Env<L>, config: WatchConfig, p50_budget: Duration) {
     let c = env.ch("w");
@@ -198,4 +198,34 @@ async fn cancelled_leader_hands_over() {
     assert!(gone.is_err(), "leader was cancelled");
     assert_eq!(summary(&woke.expect("wait")), ["x#1=1"]);
     assert_eq!(watcher.waiters(), 0);
+}
+
+#[tokio::test]
+async fn redis_heads_agree_in_single_node_and_cluster_modes() {
+    let env = redis_env(LogConfig::default()).await;
+    let (a, b, none) = (env.ch("a"), env.ch("b"), env.ch("none"));
+    env.log
+        .publish(&[msg(&a, "1"), msg(&a, "2"), msg(&b, "1")])
+        .await
+        .expect("publish");
+    let channels = [a, b, none];
+    let single = env.log.heads(&channels).await.expect("mget heads");
+    assert_eq!(
+        env.log.head_ops(channels.len()),
+        1,
+        "single node reads all heads with one MGET"
+    );
+    let cluster = RedisLog::new(
+        RealRedis::connect().await,
+        env.clock.clone(),
+        LogConfig::default(),
+    )
+    .cluster(true);
+    assert_eq!(cluster.heads(&channels).await.expect("get heads"), single);
+    assert_eq!(
+        cluster.head_ops(channels.len()),
+        3,
+        "cluster reads one key per channel"
+    );
+    assert_eq!(single, [2, 1, 0]);
 }
