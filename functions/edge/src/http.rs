@@ -262,9 +262,20 @@ pub fn method_not_allowed(allowed: &'static str) -> ApiError {
     )
 }
 
-/// Whether the method is a preflight.
-pub fn is_preflight(method: &Method) -> bool {
-    method == Method::OPTIONS
+/// What every handler does first: load the configuration and answer CORS preflights.
+///
+/// # Errors
+/// The finished response when the request is already answered (bad configuration, preflight).
+pub async fn begin(req: &Request) -> Result<(HeaderMap, Config), Resp> {
+    let headers = req.headers().clone();
+    let config = match crate::config().await {
+        Ok(c) => c,
+        Err(e) => return Err(finish_unconfigured(error_response(&e))),
+    };
+    if req.method() == Method::OPTIONS {
+        return Err(preflight(&headers, &config));
+    }
+    Ok((headers, config))
 }
 
 #[cfg(test)]

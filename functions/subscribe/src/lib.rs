@@ -23,14 +23,10 @@ use spin_sdk::http::Request;
 
 #[spin_sdk::http_service]
 async fn handle(req: Request) -> Resp {
-    let headers = req.headers().clone();
-    let config = match comet_edge::config().await {
-        Ok(c) => c,
-        Err(e) => return h::finish_unconfigured(h::error_response(&e)),
+    let (headers, config) = match h::begin(&req).await {
+        Ok(ready) => ready,
+        Err(answered) => return answered,
     };
-    if h::is_preflight(req.method()) {
-        return h::preflight(&headers, &config);
-    }
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let callback = query.get("callback").map(str::to_string);
