@@ -119,10 +119,13 @@ async fn up(args: UpArgs) -> Result<()> {
     if args.build {
         build::run_builds(&manifest)?;
     }
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| manifest.dir.join(".comet"));
+    // Absolute, because wasmtime's compile cache refuses relative directories.
+    let state_dir = std::path::absolute(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| manifest.dir.join(".comet")),
+    )
+    .context("resolving the state directory")?;
     let stores = Arc::new(
         runtime_config::Stores::open(&state_dir, args.runtime_config_file.as_deref()).await?,
     );

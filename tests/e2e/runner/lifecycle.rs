@@ -126,3 +126,66 @@ async fn interrupt_drains_in_flight_requests() {
         "after Ctrl-C: exit {status:?}"
     );
 }
+
+/// The quickstart shape: `comet up` run from the app's directory with a relative manifest and
+/// no `--state-dir`, so the state (and compile cache) go to `./.comet`.
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_with_a_relative_manifest_and_the_default_state_dir() {
+    use std::io::{BufRead, BufReader};
+
+    crate::support::ensure_built();
+    let app = tempfile::tempdir().expect("temp dir");
+    let wasm =
+        crate::support::workspace_root().join("target/wasm32-wasip2/release/comet_probe.wasm");
+    std::fs::write(
+        app.path().join("spin.toml"),
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"rel\"\n\
+             [[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
+             [component.probe]\nsource = {:?}\nkey_value_stores = [\"default\"]\n",
+            wasm.to_str().expect("utf-8 path")
+        ),
+    )
+    .expect("write manifest");
+    let mut child = std::process::Command::new(crate::support::comet_bin())
+        .args([
+            "up",
+            "-f",
+            "spin.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(app.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn comet");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Serving ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60));
+    let answer = match &base {
+        Ok(base) => Some(get(&format!("{base}/probe/kv/k")).await),
+        Err(_) => None,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let base = base.expect("comet up with a relative manifest and no --state-dir did not serve");
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    assert_eq!(
+        answer.map(|(status, _)| status),
+        Some(StatusCode::NOT_FOUND)
+    );
+    assert!(
+        app.path().join(".comet/sqlite_key_value.db").exists(),
+        "the default state dir is .comet beside the manifest"
+    );
+}
