@@ -39,6 +39,6 @@ pub use log::{Batch, ChannelInfo, Log, Start, Subscription};
 pub use memory::MemoryKv;
 pub use redis_kv::RedisKv;
 pub use redis_log::RedisLog;
-pub use session::{Session, SessionId, Sessions};
+pub use session::{Opened, Session, SessionId, Sessions};
 pub use store::{Clock, KvOps, RedisArg, RedisOps, RedisValue, WakeFn, WakeFuture};
 pub use watch::{WatchStats, Watcher};

@@ -28,6 +28,9 @@ use crate::store::{Clock, KvOps};
 /// Random bytes in a session id (128 bits: unguessable).
 const ID_BYTES: usize = 16;
 
+/// Longest client-chosen session id.
+const MAX_CLIENT_ID_LEN: usize = 64;
+
 /// Attempts of a read-modify-write before giving up.
 const MAX_ATTEMPTS: usize = 32;
 
@@ -45,6 +48,23 @@ impl SessionId {
     /// [`StateError::InvalidSession`] when it is not 22 base64url characters.
     pub fn parse(s: &str) -> Result<Self, StateError> {
         let ok = s.len() == 22
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(StateError::InvalidSession(s.to_owned()))
+        }
+    }
+
+    /// Accepts an id chosen by a SockJS client (`/{server}/{session}/…`): 1–64 characters
+    /// of `[A-Za-z0-9_-]`. SockJS lets clients pick ids, so these are only as unguessable as
+    /// the client makes them.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidSession`] for any other shape (the transport answers 404).
+    pub fn from_client(s: &str) -> Result<Self, StateError> {
+        let ok = (1..=MAX_CLIENT_ID_LEN).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
@@ -81,6 +101,20 @@ pub struct Session {
     pub closed: bool,
     /// Subscribed channels with the position delivered so far: `[name, epoch, seq]`.
     pub subscriptions: Vec<(String, String, u64)>,
+    /// Why a closed session closed (`code`, `reason`), repeated to late receivers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<(u16, String)>,
+}
+
+/// What [`Sessions::open`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A new session (none existed, or the old one had timed out): send the open frame.
+    Created(Session),
+    /// A live session.
+    Existing(Session),
+    /// A session closed within the disconnect delay: repeat its close frame.
+    Closed(u16, String),
 }
 
 impl Session {
@@ -123,13 +157,7 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
     pub async fn create(&self) -> Result<SessionId, StateError> {
         for _ in 0..MAX_ATTEMPTS {
             let id = SessionId(URL_SAFE_NO_PAD.encode(self.clock.random_bytes(ID_BYTES)));
-            let now = self.clock.now_ms();
-            let record = Session {
-                created: now,
-                seen: now,
-                closed: false,
-                subscriptions: Vec::new(),
-            };
+            let record = self.fresh(Vec::new());
             let key = id.key("session");
             if self
                 .kv
@@ -141,6 +169,74 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
             }
         }
         Err(StateError::Contention("session id".into()))
+    }
+
+    fn fresh(&self, subscriptions: Vec<(String, String, u64)>) -> Session {
+        let now = self.clock.now_ms();
+        Session {
+            created: now,
+            seen: now,
+            closed: false,
+            subscriptions,
+            close: None,
+        }
+    }
+
+    fn window_ms(&self) -> u64 {
+        let window = self.config.disconnect_delay + self.config.grace;
+        u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Opens a client-named session for a receiving request: creates it when missing or timed
+    /// out (a timed-out session starts over, as in SockJS), reports a recent close, or returns
+    /// the live record. `initial` are the subscriptions a new session starts with (its own
+    /// queue, typically).
+    ///
+    /// # Errors
+    /// [`StateError::Store`] / [`StateError::Corrupt`] when the store fails or holds garbage.
+    pub async fn open(
+        &self,
+        id: &SessionId,
+        initial: &[(Channel, Position)],
+    ) -> Result<Opened, StateError> {
+        let keys = [id.key("session"), id.key("lease")];
+        for _ in 0..MAX_ATTEMPTS {
+            let mut values = self.kv.get_many(&keys).await?.into_iter();
+            let current = values.next().flatten();
+            let lease = values.next().flatten();
+            let now = self.clock.now_ms();
+            if let Some(raw) = &current {
+                let record = decode(&keys[0], raw)?;
+                let recent = now.saturating_sub(record.seen) <= self.window_ms();
+                let leased = lease
+                    .as_deref()
+                    .and_then(parse_lease)
+                    .is_some_and(|(until, who)| until > now && !who.is_empty());
+                if record.closed && recent {
+                    let (code, reason) = record
+                        .close
+                        .unwrap_or_else(|| (3000, "Go away!".to_owned()));
+                    return Ok(Opened::Closed(code, reason));
+                }
+                if !record.closed && (recent || leased) {
+                    return Ok(Opened::Existing(record));
+                }
+            }
+            let subscriptions = initial
+                .iter()
+                .map(|(c, p)| (c.to_string(), p.epoch.0.clone(), p.seq))
+                .collect();
+            let record = self.fresh(subscriptions);
+            if self
+                .kv
+                .compare_and_swap(&keys[0], current.as_deref(), &encode(&record)?)
+                .await?
+            {
+                self.kv.expire_hint(&keys[0], KEY_TTL).await?;
+                return Ok(Opened::Created(record));
+            }
+        }
+        Err(StateError::Contention(keys[0].clone()))
     }
 
     /// The session's record, if it exists.
@@ -333,12 +429,32 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
         Ok(())
     }
 
-    /// Closes the session and deletes its keys (the queue log expires by retention).
+    /// Closes the session with SockJS's default `3000 "Go away!"`.
     ///
     /// # Errors
     /// [`StateError::Store`] when the store fails.
     pub async fn close(&self, id: &SessionId) -> Result<(), StateError> {
-        self.update(id, |s| s.closed = true).await?;
+        self.close_with(id, 3000, "Go away!").await
+    }
+
+    /// Closes the session, remembering `code` and `reason` for late receivers, and deletes
+    /// its lease (the queue log expires by retention).
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the store fails.
+    pub async fn close_with(
+        &self,
+        id: &SessionId,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), StateError> {
+        let now = self.clock.now_ms();
+        self.update(id, |s| {
+            s.closed = true;
+            s.seen = s.seen.max(now);
+            s.close = Some((code, reason.to_owned()));
+        })
+        .await?;
         self.kv.delete(&id.key("lease")).await?;
         // Keep the closed record briefly on TTL stores so late requests see "closed" (SockJS
         // answers them with `c[3000,"Go away!"]`); on KV it stays until deleted by a sweep.

@@ -7,6 +7,7 @@
 
 mod node;
 mod runner;
+mod sockjs;
 mod stress;
 mod support;
 mod v1;

@@ -14,7 +14,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The wasm component packages the tests run, built by one `cargo build`.
-pub const WASM_PACKAGES: &[&str] = &["comet-probe", "comet-fn-subscribe", "comet-fn-publish"];
+pub const WASM_PACKAGES: &[&str] = &[
+    "comet-probe",
+    "comet-fn-subscribe",
+    "comet-fn-publish",
+    "comet-fn-sockjs",
+    "comet-fn-actions",
+];
 
 /// How long the runner may take to print its `Serving`/`Admin` lines.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Real-client end-to-end tests of Comet's /v1 API: the npm `eventsource` client, JSONP run in
-# node:vm, and headless Chromium (playwright-core driving /usr/bin/chromium).
+# Real-client end-to-end tests of Comet's /v1 API and its SockJS endpoint: the npm
+# `eventsource` client, JSONP run in node:vm, and headless Chromium (playwright-core driving
+# /usr/bin/chromium) with the browser's EventSource/fetch and with npm `sockjs-client`.
 #
 # Needs: Node >= 20, the built runner + wasm components, Redis on 127.0.0.1:6379 (for the
 # redis backend), /usr/bin/chromium. Does not build anything.
@@ -8,6 +9,7 @@
 #   bash tests/node/run.sh                      # every test file, kv + redis backends
 #   COMET_BACKENDS=kv bash tests/node/run.sh    # kv backend only (no Redis needed)
 #   bash tests/node/run.sh jsonp.test.mjs       # some files only
+#   bash tests/node/run.sh sockjs.test.mjs      # sockjs-client (also runs tests/sockjs/spin.toml)
 #
 # Env: COMET_BIN (default target/release/comet, else target/release/comet-e2e-runner, which
 # `cargo test --release` builds and is the same program), COMET_MANIFEST, COMET_BACKENDS,
@@ -16,6 +18,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$here"
+wasm_build="cargo build --release --target wasm32-wasip2 -p comet-fn-subscribe -p comet-fn-publish -p comet-fn-sockjs -p comet-fn-actions"
 
 if [ -z "${COMET_BIN:-}" ]; then
   if [ -x "$root/target/release/comet" ]; then
@@ -25,15 +28,15 @@ if [ -z "${COMET_BIN:-}" ]; then
   else
     echo "run.sh: no runner binary; build it first:" >&2
     echo "  cargo build --release -p comet-runner" >&2
-    echo "  cargo build --release --target wasm32-wasip2 -p comet-fn-subscribe -p comet-fn-publish" >&2
+    echo "  $wasm_build" >&2
     exit 1
   fi
 fi
 export COMET_BIN
-for wasm in comet_fn_subscribe comet_fn_publish; do
+for wasm in comet_fn_subscribe comet_fn_publish comet_fn_sockjs comet_fn_actions; do
   if [ ! -f "$root/target/wasm32-wasip2/release/$wasm.wasm" ]; then
     echo "run.sh: $wasm.wasm missing; build it first:" >&2
-    echo "  cargo build --release --target wasm32-wasip2 -p comet-fn-subscribe -p comet-fn-publish" >&2
+    echo "  $wasm_build" >&2
     exit 1
   fi
 done

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use comet_state::{
-    Channel, Epoch, KvOps, MemoryKv, Position, RedisKv, SessionConfig, SessionId, Sessions,
+    Channel, Epoch, KvOps, MemoryKv, Opened, Position, RedisKv, SessionConfig, SessionId, Sessions,
 };
 
 use crate::support::{RealRedis, TestClock, unique_prefix};
@@ -138,5 +138,112 @@ async fn session_ids_are_unique_and_validated() {
     }
     for bad in ["", "short", "AAAAAAAAAAAAAAAAAAAAA!", &"A".repeat(23)] {
         assert!(SessionId::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// SockJS's session life: a receive opens (creates) a client-named session, a live one is
+/// found again, a closed one repeats its close frame until the disconnect delay passes, and a
+/// timed-out one starts over empty.
+async fn open_close_and_time_out<K: KvOps>(kv: K) {
+    let clock = TestClock::default();
+    let sessions = Sessions::new(kv, clock.clone(), SessionConfig::default());
+    let id = SessionId::from_client(&format!("c{}", unique_prefix().replace(['.', ':'], "_")))
+        .expect("client id");
+    let queue = id.queue_channel();
+    let start = Position {
+        epoch: Epoch(String::new()),
+        seq: 0,
+    };
+    let opened = sessions
+        .open(&id, &[(queue.clone(), start.clone())])
+        .await
+        .expect("open");
+    let Opened::Created(record) = opened else {
+        panic!("expected a new session, got {opened:?}");
+    };
+    assert_eq!(record.positions(), vec![(queue.clone(), start.clone())]);
+
+    let moved = Position {
+        epoch: Epoch("e".into()),
+        seq: 3,
+    };
+    assert!(
+        sessions
+            .advance(&id, &[(queue.clone(), moved.clone())])
+            .await
+            .expect("advance")
+    );
+    clock.advance(Duration::from_secs(4));
+    match sessions.open(&id, &[]).await.expect("open") {
+        Opened::Existing(s) => assert_eq!(s.positions(), vec![(queue.clone(), moved.clone())]),
+        other => panic!("expected the live session, got {other:?}"),
+    }
+
+    // A receiver holding the lease keeps it alive past the window.
+    assert!(
+        sessions
+            .acquire_lease(&id, "r1", Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
+    clock.advance(Duration::from_secs(30));
+    assert!(matches!(
+        sessions.open(&id, &[]).await.expect("open"),
+        Opened::Existing(_)
+    ));
+    sessions.release_lease(&id, "r1").await.expect("release");
+
+    sessions
+        .close_with(&id, 3000, "Go away!")
+        .await
+        .expect("close");
+    assert_eq!(
+        sessions.open(&id, &[]).await.expect("open"),
+        Opened::Closed(3000, "Go away!".into())
+    );
+    clock.advance(Duration::from_secs(11));
+    match sessions
+        .open(&id, &[(queue.clone(), start.clone())])
+        .await
+        .expect("open")
+    {
+        Opened::Created(s) => {
+            assert!(!s.closed);
+            assert_eq!(s.positions(), vec![(queue, start)]);
+        }
+        other => panic!("expected a fresh session after the delay, got {other:?}"),
+    }
+
+    // Not polled within disconnect delay + grace: starts over too.
+    clock.advance(Duration::from_secs(11));
+    assert!(matches!(
+        sessions.open(&id, &[]).await.expect("open"),
+        Opened::Created(_)
+    ));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sockjs_sessions_open_close_and_time_out_on_kv() {
+    open_close_and_time_out(MemoryKv::new()).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sockjs_sessions_open_close_and_time_out_on_redis() {
+    open_close_and_time_out(RedisKv::new(RealRedis::connect().await)).await;
+}
+
+#[test]
+fn client_session_ids_are_validated() {
+    for good in [
+        "000",
+        "a",
+        "abcdefgh",
+        "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+        &"x".repeat(64),
+    ] {
+        assert!(SessionId::from_client(good).is_ok(), "{good:?}");
+    }
+    for bad in ["", "a.b", "a/b", "a b", "{x}", &"x".repeat(65)] {
+        assert!(SessionId::from_client(bad).is_err(), "{bad:?}");
     }
 }

@@ -78,11 +78,14 @@ async function assertRedisReachable(url) {
 }
 
 /**
- * Starts `comet up` and resolves once it prints `Serving http://…`.
- * @param {{backend?: 'kv'|'redis', env?: Record<string,string>, startTimeoutMs?: number}} opts
+ * Starts `comet up` and resolves once it prints `Serving http://…`. `manifest` (relative to
+ * tests/node, like COMET_MANIFEST) runs another Spin manifest, e.g. tests/sockjs/spin.toml.
+ * @param {{backend?: 'kv'|'redis', env?: Record<string,string>, manifest?: string,
+ *   startTimeoutMs?: number}} opts
  */
 export async function startComet(opts = {}) {
   const backend = opts.backend ?? 'kv';
+  const manifest = opts.manifest ? path.resolve(nodeTestsDir, opts.manifest) : COMET_MANIFEST;
   if (!existsSync(COMET_BIN)) {
     throw new Error(
       `comet runner not found at ${COMET_BIN}: build it with ` +
@@ -105,7 +108,7 @@ export async function startComet(opts = {}) {
   const args = [
     'up',
     '-f',
-    COMET_MANIFEST,
+    manifest,
     '--listen',
     '127.0.0.1:0',
     '--admin-listen',

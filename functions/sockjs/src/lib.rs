@@ -1,0 +1,291 @@
+//! `sockjs`: SockJS 0.3.3's HTTP transports and the Jii-comet protocol, from stateless
+//! functions.
+//!
+//! Mounted at a route prefix (`/comet/...` in the app; the SockJS test services in
+//! `tests/sockjs/spin.toml`). Every request finds its session in the store ([`store`]), so
+//! consecutive requests of one session may land on different instances or processes:
+//!
+//! - `GET /`, `GET|OPTIONS /info`, `GET /iframe*.html`: [`pages`]
+//! - `POST …/{server}/{session}/xhr|xhr_streaming`, `GET …/eventsource|htmlfile|jsonp`:
+//!   receiving, [`receive`] (framing in [`transport`] and [`frame`])
+//! - `POST …/xhr_send|jsonp_send`: [`send`] into the session's [`app::App`] (Jii commands in
+//!   [`jii`], actions in [`action`])
+//! - `POST /v1/sessions/{id}/send|close` (publish key): server-to-session sends, [`api`]
+
+pub mod action;
+pub mod api;
+pub mod app;
+pub mod frame;
+pub mod jii;
+pub mod pages;
+mod receive;
+pub mod respond;
+pub mod send;
+pub mod settings;
+pub mod store;
+pub mod transport;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use comet_edge::Config;
+use comet_edge::error::ApiError;
+use comet_edge::http::{Query, Resp};
+use comet_edge::store::{Instance, instance, reset_instance};
+use comet_state::SessionId;
+use http::{HeaderValue, Method, StatusCode, header};
+use spin_sdk::http::Request;
+
+use crate::app::App;
+use crate::respond::{Caching, RequestMeta, finish, not_found, preflight, text_error};
+use crate::send::SendKind;
+use crate::settings::{NAMES, Settings};
+use crate::store::{SessionStore, reset_sessions, sessions};
+use crate::transport::{HTMLFILE_CALLBACK_MAX, JSONP_CALLBACK_MAX, Transport, valid_callback};
+
+/// What a request handler needs: configuration, the instance's log and session store, and
+/// the session application of this route.
+pub struct Ctx {
+    /// Comet's shared configuration.
+    pub config: Config,
+    /// SockJS/Jii settings.
+    pub settings: Settings,
+    /// The instance's log and watcher.
+    pub inst: Rc<Instance>,
+    /// The instance's session store.
+    pub sessions: Rc<SessionStore>,
+    /// What runs in sessions of this route.
+    pub app: App,
+}
+
+thread_local! {
+    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
+}
+
+async fn load_settings() -> Result<Settings, String> {
+    if let Some(s) = SETTINGS.with(|s| s.borrow().clone()) {
+        return Ok(s);
+    }
+    let mut values = std::collections::HashMap::new();
+    for name in NAMES {
+        if let Ok(v) = spin_sdk::variables::get(name).await
+            && !v.is_empty()
+        {
+            values.insert(*name, v);
+        }
+    }
+    let loaded = Settings::from_lookup(|n| values.get(n).cloned()).map_err(|e| e.0)?;
+    SETTINGS.with(|s| *s.borrow_mut() = Some(loaded.clone()));
+    Ok(loaded)
+}
+
+/// The route prefix this request came through and the path below it.
+fn split_route(req: &Request) -> (String, String) {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match (header("spin-component-route"), header("spin-path-info")) {
+        (Some(prefix), Some(rest)) => (prefix.trim_end_matches('/').to_owned(), rest),
+        _ => (String::new(), req.uri().path().to_owned()),
+    }
+}
+
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> Resp {
+    let (prefix, path) = split_route(&req);
+    let config = match comet_edge::config().await {
+        Ok(c) => c,
+        Err(e) => {
+            return comet_edge::http::finish_unconfigured(comet_edge::http::error_response(&e));
+        }
+    };
+    let settings = match load_settings().await {
+        Ok(s) => s,
+        Err(reason) => {
+            let e = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "bad_configuration",
+                reason,
+            );
+            return comet_edge::http::finish_unconfigured(comet_edge::http::error_response(&e));
+        }
+    };
+    if req.uri().path().starts_with("/v1/sessions/") {
+        return api::handle(req, &config, &settings).await;
+    }
+    let app = App::for_prefix(&settings.app, &prefix);
+    let cookie_needed = settings.cookie_needed || prefix.ends_with("/cookie_needed_echo");
+    let meta = RequestMeta::new(req.headers(), &config, cookie_needed);
+    match route(req, &path, &config, settings, app, &meta, cookie_needed).await {
+        Ok(resp) => resp,
+        Err(e) => finish(api_error(&e), &meta, Caching::None, false),
+    }
+}
+
+/// A Comet error on a SockJS route: JSON body, with the code also in `Comet-Error`.
+fn api_error(e: &ApiError) -> Resp {
+    let mut resp = comet_edge::http::error_response(e);
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        resp.headers_mut().insert("comet-error", v);
+    }
+    resp
+}
+
+fn method_not_allowed(meta: &RequestMeta, allow: &'static str) -> Resp {
+    let mut resp = comet_edge::http::full(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=UTF-8",
+        "",
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp.headers_mut().insert(
+        "comet-error",
+        HeaderValue::from_static("method_not_allowed"),
+    );
+    finish(resp, meta, Caching::None, false)
+}
+
+async fn route(
+    req: Request,
+    path: &str,
+    config: &Config,
+    settings: Settings,
+    app: App,
+    meta: &RequestMeta,
+    cookie_needed: bool,
+) -> Result<Resp, ApiError> {
+    let method = req.method().clone();
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Ok(match method {
+            Method::GET => pages::greeting(meta),
+            _ => method_not_allowed(meta, "GET"),
+        });
+    }
+    if trimmed == "/info" {
+        return Ok(match method {
+            Method::GET => pages::info(meta, cookie_needed),
+            Method::OPTIONS => preflight(meta, "OPTIONS, GET"),
+            _ => method_not_allowed(meta, "OPTIONS, GET"),
+        });
+    }
+    if pages::is_iframe_path(trimmed) {
+        return Ok(match method {
+            Method::GET => pages::iframe(meta, req.headers(), &settings.sockjs_url),
+            _ => method_not_allowed(meta, "GET"),
+        });
+    }
+    let parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    let [server, session, name] = parts.as_slice() else {
+        return Ok(finish(not_found(), meta, Caching::None, false));
+    };
+    let ids_ok = !server.is_empty() && !server.contains('.') && !session.contains('.');
+    let Some(id) = ids_ok
+        .then(|| SessionId::from_client(session).ok())
+        .flatten()
+    else {
+        return Ok(finish(not_found(), meta, Caching::None, false));
+    };
+    let query = Query::parse(req.uri().query().unwrap_or(""));
+    let (receive_as, allow) = match *name {
+        "xhr" => (Some(Transport::XhrPolling), "POST, OPTIONS"),
+        "xhr_streaming" => (Some(Transport::XhrStreaming), "POST, OPTIONS"),
+        "xhr_send" | "jsonp_send" => (None, "POST, OPTIONS"),
+        "eventsource" => (Some(Transport::EventSource), "GET"),
+        "htmlfile" | "jsonp" => (None, "GET"),
+        _ => return Ok(finish(not_found(), meta, Caching::Year, false)),
+    };
+    let wanted = if allow == "GET" {
+        Method::GET
+    } else {
+        Method::POST
+    };
+    if method == Method::OPTIONS && allow != "GET" {
+        return Ok(preflight(meta, "OPTIONS, POST"));
+    }
+    if method != wanted {
+        return Ok(method_not_allowed(meta, allow));
+    }
+    let transport = match (*name, receive_as) {
+        (_, Some(t)) => Some(t),
+        ("htmlfile" | "jsonp", None) => {
+            let max = if *name == "jsonp" {
+                JSONP_CALLBACK_MAX
+            } else {
+                HTMLFILE_CALLBACK_MAX
+            };
+            let callback = query.get("c").or_else(|| query.get("callback"));
+            let Some(callback) = callback else {
+                return Ok(finish(
+                    text_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "callback_required",
+                        "\"callback\" parameter required",
+                    ),
+                    meta,
+                    Caching::None,
+                    true,
+                ));
+            };
+            if !valid_callback(callback, max) {
+                return Ok(finish(
+                    text_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "invalid_callback",
+                        "invalid \"callback\" parameter",
+                    ),
+                    meta,
+                    Caching::None,
+                    true,
+                ));
+            }
+            let callback = callback.to_owned();
+            Some(if *name == "jsonp" {
+                Transport::Jsonp { callback }
+            } else {
+                Transport::HtmlFile { callback }
+            })
+        }
+        _ => None,
+    };
+    let ctx = Rc::new(context(config, settings, app).await?);
+    let resp = match transport {
+        Some(transport) => {
+            let answer = receive::receive(ctx, transport, id).await;
+            answer.inspect_err(forget_on_store_error)?
+        }
+        None => {
+            let kind = if *name == "xhr_send" {
+                SendKind::Xhr
+            } else {
+                SendKind::Jsonp
+            };
+            send::send(&ctx, kind, &id, req).await
+        }
+    };
+    Ok(finish(resp, meta, Caching::None, true))
+}
+
+async fn context(config: &Config, settings: Settings, app: App) -> Result<Ctx, ApiError> {
+    let inst = instance(config).await?;
+    let sessions = sessions(config, settings.disconnect_delay).await?;
+    Ok(Ctx {
+        config: config.clone(),
+        settings,
+        inst,
+        sessions,
+        app,
+    })
+}
+
+/// After a store failure, the next request reconnects.
+fn forget_on_store_error(e: &ApiError) {
+    if e.status == StatusCode::SERVICE_UNAVAILABLE && e.code != "too_many_held_requests" {
+        reset_instance();
+        reset_sessions();
+    }
+}
