@@ -21,6 +21,7 @@ mod redis_pool;
 mod routes;
 mod runtime_config;
 mod server;
+mod token_cmd;
 mod variables;
 
 use std::io::IsTerminal;
@@ -45,6 +46,8 @@ struct Cli {
 enum Command {
     /// Serve the application described by a Spin manifest.
     Up(UpArgs),
+    /// Print a subscribe token for private channels (HMAC-SHA256, JWT-shaped).
+    Token(token_cmd::TokenArgs),
 }
 
 #[derive(Args)]
@@ -103,13 +106,13 @@ pub fn main_entry() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    match cli.command {
-        Command::Up(args) => runtime.block_on(up(args)),
+    match Cli::parse().command {
+        Command::Token(args) => token_cmd::run(args),
+        Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(up(args)),
     }
 }
 

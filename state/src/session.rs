@@ -101,6 +101,10 @@ pub struct Session {
     pub closed: bool,
     /// Subscribed channels with the position delivered so far: `[name, epoch, seq]`.
     pub subscriptions: Vec<(String, String, u64)>,
+    /// Private subscriptions' token validity (channel → Unix seconds): the receiver drops a
+    /// subscription once its token lapses.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub token_expiry: std::collections::BTreeMap<String, u64>,
     /// Why a closed session closed (`code`, `reason`), repeated to late receivers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close: Option<(u16, String)>,
@@ -178,6 +182,7 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
             seen: now,
             closed: false,
             subscriptions,
+            token_expiry: std::collections::BTreeMap::new(),
             close: None,
         }
     }
@@ -336,6 +341,30 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
         self.update(id, |s| {
             s.subscriptions
                 .retain(|(n, _, _)| !channels.iter().any(|c| c.as_str() == n));
+            for c in channels {
+                s.token_expiry.remove(c.as_str());
+            }
+        })
+        .await
+    }
+
+    /// Records (or, with `None`, clears) until when a subscription's token is valid.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the store fails.
+    pub async fn set_token_expiry(
+        &self,
+        id: &SessionId,
+        channel: &Channel,
+        valid_until: Option<u64>,
+    ) -> Result<bool, StateError> {
+        self.update(id, |s| match valid_until {
+            Some(t) => {
+                s.token_expiry.insert(channel.to_string(), t);
+            }
+            None => {
+                s.token_expiry.remove(channel.as_str());
+            }
         })
         .await
     }

@@ -20,6 +20,7 @@ pub const WASM_PACKAGES: &[&str] = &[
     "comet-fn-publish",
     "comet-fn-sockjs",
     "comet-fn-actions",
+    "comet-fn-files",
 ];
 
 /// How long the runner may take to print its `Serving`/`Admin` lines.

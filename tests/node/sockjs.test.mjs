@@ -177,7 +177,12 @@ describe(`sockjs-client ${SOCKJS_VERSION} in headless Chromium, cross-origin`, (
       if (setupError) throw setupError;
       s.comet = await startComet({
         ...startOpts,
-        env: { SPIN_VARIABLE_SOCKJS_URL: `${pageServer.origin}/sockjs.min.js`, ...startOpts.env },
+        env: {
+          SPIN_VARIABLE_SOCKJS_URL: `${pageServer.origin}/sockjs.min.js`,
+          // Actions are denied unless allowed; the Jii tests call the example actions.
+          SPIN_VARIABLE_CLIENT_ACTIONS: '*',
+          ...startOpts.env,
+        },
       });
       assert.notEqual(new URL(s.comet.url).origin, pageServer.origin, 'different origins');
       s.page = await context.newPage();

@@ -62,6 +62,12 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     /// Messages returned by one read.
     pub read_limit: usize,
+    /// Messages per second one instance accepts on `POST /v1/publish` (0: no limit).
+    pub publish_rate_limit: u64,
+    /// HMAC key for subscribe tokens (secret); empty: private channels are closed.
+    pub token_secret: String,
+    /// Channel patterns (exact, or `prefix*`) that are private besides `private-…`.
+    pub private_channels: Vec<String>,
 }
 
 impl Default for Config {
@@ -80,6 +86,9 @@ impl Default for Config {
             max_held_requests: 10_000,
             cors_origins: CorsOrigins::Any,
             read_limit: 500,
+            publish_rate_limit: 100_000,
+            token_secret: String::new(),
+            private_channels: Vec::new(),
         }
     }
 }
@@ -177,6 +186,16 @@ impl Config {
             max_held_requests: usize_of(num("max_held_requests", 10_000, 1, 1_000_000)?),
             cors_origins,
             read_limit: d.read_limit,
+            publish_rate_limit: num("publish_rate_limit", d.publish_rate_limit, 0, 10_000_000)?,
+            token_secret: get("token_secret").unwrap_or_default(),
+            private_channels: get("private_channels")
+                .map(|v| {
+                    v.split(',')
+                        .map(|p| p.trim().to_owned())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -204,6 +223,9 @@ fn usize_of(n: u64) -> usize {
 /// Every variable the functions read.
 pub const NAMES: &[&str] = &[
     "publish_key",
+    "token_secret",
+    "private_channels",
+    "publish_rate_limit",
     "backend",
     "redis_url",
     "redis_cluster",

@@ -9,6 +9,7 @@ use percent_encoding::percent_decode_str;
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{BoxBody, FullBody, Request, box_body};
 
+use crate::access::Access;
 use crate::config::{Config, CorsOrigins};
 use crate::error::ApiError;
 
@@ -58,17 +59,18 @@ pub fn decode(s: &str) -> String {
         .into_owned()
 }
 
-/// The subscribed channels: every `channel=` value, each may also be a comma list.
+/// The subscribed channels: every `channel=` value, each may also be a comma list, each
+/// readable with `access`.
 ///
 /// # Errors
-/// None given, too many, a bad name, an internal (`$`) channel, or a private channel (tokens
-/// are not accepted yet, so private channels are closed).
-pub fn channels(query: &Query, config: &Config) -> Result<Vec<Channel>, ApiError> {
+/// None given, too many, a bad name, an internal (`$`) channel, or a private channel the
+/// request's token does not open (see [`Access::check`]).
+pub fn channels(query: &Query, config: &Config, access: &Access) -> Result<Vec<Channel>, ApiError> {
     let mut out: Vec<Channel> = Vec::new();
     for value in query.all("channel") {
         for name in value.split(',') {
             let channel = Channel::new(name)?;
-            check_readable(&channel)?;
+            access.check(&channel, config)?;
             if out.contains(&channel) {
                 continue;
             }
@@ -88,24 +90,6 @@ pub fn channels(query: &Query, config: &Config) -> Result<Vec<Channel>, ApiError
         ));
     }
     Ok(out)
-}
-
-/// Private channels need a subscribe token, which this version does not issue yet.
-///
-/// # Errors
-/// The channel is `private-…`.
-pub fn check_readable(channel: &Channel) -> Result<(), ApiError> {
-    if channel.is_private() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "token_required",
-            format!(
-                "channel {:?} is private and needs a subscribe token",
-                channel.as_str()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The resume cursor: `cursor=`, `lastEventId=` or the `Last-Event-ID` header, first found.
@@ -297,10 +281,11 @@ mod tests {
             max_channels: 2,
             ..Config::default()
         };
-        let ok = channels(&Query::parse("channel=a,b&channel=a"), &config).expect("valid");
+        let anon = Access::Anonymous;
+        let ok = channels(&Query::parse("channel=a,b&channel=a"), &config, &anon).expect("valid");
         assert_eq!(ok.len(), 2);
         let codes = |q: &str| {
-            channels(&Query::parse(q), &config)
+            channels(&Query::parse(q), &config, &anon)
                 .expect_err("invalid")
                 .code
         };

@@ -5,10 +5,14 @@
 //! - `GET /v1/history/{channel}?since=&limit=`: retained messages
 //! - `GET /v1/channels/{channel}`: epoch, last seq, retained count
 
+mod rate;
+
+use comet_edge::access::{Access, now_secs};
 use comet_edge::auth::require_publish_key;
 use comet_edge::error::ApiError;
 use comet_edge::http::{self as h, Query, Resp};
-use comet_edge::store::instance;
+use comet_edge::store::{SpinClock, instance};
+use comet_state::Clock as _;
 use comet_state::{Channel, Log, NewMessage, Published};
 use http::{Method, StatusCode};
 use serde::Deserialize;
@@ -27,6 +31,7 @@ async fn handle(req: Request) -> Resp {
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query().unwrap_or(""));
     let method = req.method().clone();
+    let access = Access::from_request(&query, &headers, &config, now_secs());
     let result = if path == "/v1/publish" {
         match method {
             Method::POST => publish(req, &config).await,
@@ -34,12 +39,12 @@ async fn handle(req: Request) -> Resp {
         }
     } else if let Some(name) = path.strip_prefix("/v1/history/") {
         match method {
-            Method::GET => history(name, &query, &config).await,
+            Method::GET => history(name, &query, &config, &access).await,
             _ => Err(h::method_not_allowed("GET")),
         }
     } else if let Some(name) = path.strip_prefix("/v1/channels/") {
         match method {
-            Method::GET => info(name, &config).await,
+            Method::GET => info(name, &config, &access).await,
             _ => Err(h::method_not_allowed("GET")),
         }
     } else {
@@ -106,6 +111,22 @@ async fn publish(req: Request, config: &comet_edge::Config) -> Result<Resp, ApiE
         let channel = Channel::new(&m.channel)?;
         messages.push(NewMessage::new(channel, data, m.id.as_deref())?);
     }
+    if let Err(wait) = rate::take(
+        messages.len(),
+        config.publish_rate_limit,
+        config.max_batch,
+        SpinClock.now_ms(),
+    ) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this instance takes at most {} messages per second",
+                config.publish_rate_limit
+            ),
+        )
+        .retry_after(wait));
+    }
     let inst = instance(config).await?;
     let published = inst.log.publish(&messages).await?;
     let body = if is_batch {
@@ -128,9 +149,14 @@ fn result_json(p: &Published) -> String {
     .to_string()
 }
 
-fn channel_from_path(raw: &str) -> Result<Channel, ApiError> {
+/// The channel named in the path, if this request may read it.
+fn channel_from_path(
+    raw: &str,
+    config: &comet_edge::Config,
+    access: &Access,
+) -> Result<Channel, ApiError> {
     let channel = Channel::new(&h::decode(raw))?;
-    h::check_readable(&channel)?;
+    access.check(&channel, config)?;
     Ok(channel)
 }
 
@@ -151,8 +177,13 @@ fn number(query: &Query, name: &'static str, default: u64, max: u64) -> Result<u
     }
 }
 
-async fn history(name: &str, query: &Query, config: &comet_edge::Config) -> Result<Resp, ApiError> {
-    let channel = channel_from_path(name)?;
+async fn history(
+    name: &str,
+    query: &Query,
+    config: &comet_edge::Config,
+    access: &Access,
+) -> Result<Resp, ApiError> {
+    let channel = channel_from_path(name, config, access)?;
     let since = number(query, "since", 0, u64::MAX)?;
     let limit = number(query, "limit", 100, 1000)?;
     let inst = instance(config).await?;
@@ -176,8 +207,8 @@ async fn history(name: &str, query: &Query, config: &comet_edge::Config) -> Resu
     ))
 }
 
-async fn info(name: &str, config: &comet_edge::Config) -> Result<Resp, ApiError> {
-    let channel = channel_from_path(name)?;
+async fn info(name: &str, config: &comet_edge::Config, access: &Access) -> Result<Resp, ApiError> {
+    let channel = channel_from_path(name, config, access)?;
     let inst = instance(config).await?;
     let info = inst.log.info(&channel).await?;
     Ok(h::json(

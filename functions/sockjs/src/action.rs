@@ -26,6 +26,13 @@ pub async fn call(settings: &Settings, session: &SessionId, route: &str, params:
         Err(e) => return jii::action_error("invalid_action", &format!("params: {e}"), None),
     };
     let uid = parsed.get("requestUid").cloned();
+    if !settings.may_call(route) {
+        return jii::action_error(
+            "action_forbidden",
+            "clients may not call this action (see the client_actions variable)",
+            uid.as_ref(),
+        );
+    }
     if !jii::valid_route(route) {
         return jii::action_error(
             "invalid_action_route",

@@ -1,7 +1,7 @@
 //! What runs inside a session: the Jii-comet protocol, or SockJS's test services.
 
+use comet_edge::access::{Access, is_private, now_secs};
 use comet_edge::error::ApiError;
-use comet_edge::http::check_readable;
 use comet_state::{Channel, Log, NewMessage, Position, SessionId};
 
 use crate::Ctx;
@@ -80,14 +80,19 @@ async fn jii_messages(ctx: &Ctx, id: &SessionId, messages: &[String]) -> Result<
     let mut subscriptions_changed = false;
     for message in messages {
         match jii::parse(message) {
-            Command::Subscribe(name) => match subscribable(name) {
-                Ok(channel) => {
+            Command::Subscribe { channel, token } => match subscribable(ctx, channel, token) {
+                Ok((channel, valid_until)) => {
                     let info = ctx.inst.log.info(&channel).await?;
                     let head = Position {
                         epoch: info.epoch,
                         seq: info.last_seq,
                     };
-                    ctx.sessions.subscribe(id, &[(channel, head)]).await?;
+                    ctx.sessions
+                        .subscribe(id, &[(channel.clone(), head)])
+                        .await?;
+                    ctx.sessions
+                        .set_token_expiry(id, &channel, valid_until)
+                        .await?;
                     subscriptions_changed = true;
                 }
                 Err(e) => replies.push(refusal("subscribe", &e)),
@@ -120,7 +125,13 @@ async fn jii_messages(ctx: &Ctx, id: &SessionId, messages: &[String]) -> Result<
     Ok(())
 }
 
-fn subscribable(name: &str) -> Result<Channel, ApiError> {
+/// The channel, if this session may read it, and until when (private channels: the token's
+/// validity; the receiver drops the subscription after that).
+fn subscribable(
+    ctx: &Ctx,
+    name: &str,
+    token: Option<&str>,
+) -> Result<(Channel, Option<u64>), ApiError> {
     if name == JII_ALL_CHANNEL {
         return Err(ApiError::new(
             http::StatusCode::FORBIDDEN,
@@ -129,8 +140,15 @@ fn subscribable(name: &str) -> Result<Channel, ApiError> {
         ));
     }
     let channel = Channel::new(name)?;
-    check_readable(&channel)?;
-    Ok(channel)
+    let access = match token {
+        Some(t) => Access::from_token(t, &ctx.config, now_secs()),
+        None => Access::Anonymous,
+    };
+    access.check(&channel, &ctx.config)?;
+    let valid_until = is_private(&channel, &ctx.config)
+        .then(|| access.valid_until())
+        .flatten();
+    Ok((channel, valid_until))
 }
 
 fn publishable(ctx: &Ctx, name: &str, data: &str) -> Result<NewMessage, ApiError> {

@@ -10,20 +10,21 @@
 //!   receiving, [`receive`] (framing in [`transport`] and [`frame`])
 //! - `POST …/xhr_send|jsonp_send`: [`send`] into the session's [`app::App`] (Jii commands in
 //!   [`jii`], actions in [`action`])
+//!
+//! The wire formats (frames, escaping, bodies, Jii commands) live in `comet-sockjs-protocol`.
 //! - `POST /v1/sessions/{id}/send|close` (publish key): server-to-session sends, [`api`]
 
 pub mod action;
 pub mod api;
 pub mod app;
-pub mod frame;
-pub mod jii;
 pub mod pages;
 mod receive;
 pub mod respond;
 pub mod send;
 pub mod settings;
 pub mod store;
-pub mod transport;
+
+pub use comet_sockjs_protocol::{frame, jii, transport};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -38,10 +39,10 @@ use spin_sdk::http::Request;
 
 use crate::app::App;
 use crate::respond::{Caching, RequestMeta, finish, not_found, preflight, text_error};
-use crate::send::SendKind;
 use crate::settings::{NAMES, Settings};
 use crate::store::{SessionStore, reset_sessions, sessions};
 use crate::transport::{HTMLFILE_CALLBACK_MAX, JSONP_CALLBACK_MAX, Transport, valid_callback};
+use comet_sockjs_protocol::body::SendKind;
 
 /// What a request handler needs: configuration, the instance's log and session store, and
 /// the session application of this route.

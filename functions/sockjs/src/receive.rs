@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use comet_edge::HeldGuard;
+use comet_edge::access::now_secs;
 use comet_edge::error::ApiError;
 use comet_edge::http::{Resp, full};
 use comet_edge::store::SpinClock;
@@ -20,7 +21,7 @@ use spin_sdk::http::body::stream as body_stream;
 use crate::Ctx;
 use crate::frame;
 use crate::jii;
-use crate::store::Queued;
+use crate::store::{Queued, enqueue};
 use crate::transport::Transport;
 
 /// A receive lease outlives one heartbeat wait by this much, so a crashed receiver blocks
@@ -155,6 +156,33 @@ async fn pump<O: Out>(
                 return Ok(());
             }
         };
+        // Private subscriptions end with their token; the client hears why.
+        let now_s = now_secs();
+        let lapsed: Vec<Channel> = record
+            .token_expiry
+            .iter()
+            .filter(|(_, until)| **until <= now_s)
+            .filter_map(|(name, _)| Channel::new(name).ok())
+            .collect();
+        if !lapsed.is_empty() {
+            sessions.unsubscribe(id, &lapsed).await?;
+            let notices: Vec<Queued> = lapsed
+                .iter()
+                .map(|c| {
+                    Queued::Message(format!(
+                        "error {}",
+                        serde_json::json!({
+                            "command": "subscribe",
+                            "code": "token_expired",
+                            "message": format!("the token for {} expired; subscribe again with a fresh one", c.as_str()),
+                        })
+                    ))
+                })
+                .collect();
+            enqueue(&ctx.inst.log, id, &notices).await?;
+            continue;
+        }
+        let next_expiry = record.token_expiry.values().min().copied();
         let subscriptions: Vec<Subscription> = record
             .positions()
             .into_iter()
@@ -164,13 +192,16 @@ async fn pump<O: Out>(
             })
             .collect();
         let now = clock.now_ms();
-        let wait = if transport.streams() {
+        let mut wait = if transport.streams() {
             ctx.settings
                 .heartbeat
                 .min(Duration::from_millis(deadline.saturating_sub(now)))
         } else {
             ctx.settings.heartbeat
         };
+        if let Some(until) = next_expiry {
+            wait = wait.min(Duration::from_secs(until.saturating_sub(now_s)));
+        }
         let batch = ctx
             .inst
             .watcher

@@ -29,6 +29,8 @@ pub struct Settings {
     pub cookie_needed: bool,
     /// Channel patterns clients may publish to with `channel <ch> <payload>` (default none).
     pub client_publish: Vec<String>,
+    /// Action route patterns clients may call (`time`, `chat/*`, `*`; default none).
+    pub client_actions: Vec<String>,
     /// Where `action <route> …` goes: `<target>/<route>`.
     pub action_target: String,
     /// An action unanswered after this long answers with a timeout error.
@@ -45,6 +47,7 @@ impl Default for Settings {
             response_limit: 128 * 1024,
             cookie_needed: false,
             client_publish: Vec::new(),
+            client_actions: Vec::new(),
             action_target: "http://actions.spin.internal".into(),
             action_timeout: Duration::from_secs(10),
         }
@@ -119,14 +122,8 @@ impl Settings {
             disconnect_delay: secs("sockjs_disconnect_delay_seconds", d.disconnect_delay, 300)?,
             response_limit,
             cookie_needed,
-            client_publish: get("client_publish")
-                .map(|v| {
-                    v.split(',')
-                        .map(|p| p.trim().to_owned())
-                        .filter(|p| !p.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            client_publish: patterns(get("client_publish")),
+            client_actions: patterns(get("client_actions")),
             action_target,
             action_timeout: secs("action_timeout_seconds", d.action_timeout, 300)?,
         })
@@ -134,13 +131,31 @@ impl Settings {
 
     /// Whether clients may publish to `channel`: an exact pattern, `prefix*`, or `*`.
     pub fn may_publish(&self, channel: &str) -> bool {
-        self.client_publish
-            .iter()
-            .any(|p| match p.strip_suffix('*') {
-                Some(prefix) => channel.starts_with(prefix),
-                None => p == channel,
-            })
+        matches_any(&self.client_publish, channel)
     }
+
+    /// Whether clients may call action `route` (same pattern rules).
+    pub fn may_call(&self, route: &str) -> bool {
+        matches_any(&self.client_actions, route)
+    }
+}
+
+fn patterns(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
 }
 
 /// Every variable [`Settings`] reads.
@@ -152,6 +167,7 @@ pub const NAMES: &[&str] = &[
     "sockjs_response_limit",
     "sockjs_cookie",
     "client_publish",
+    "client_actions",
     "action_target",
     "action_timeout_seconds",
 ];
@@ -175,10 +191,12 @@ mod tests {
         assert_eq!(d.heartbeat, Duration::from_secs(25));
         assert_eq!(d.app, AppKind::Jii);
         assert!(!d.may_publish("anything"));
+        assert!(!d.may_call("time"), "actions are denied by default");
         let s = with(&[
             ("sockjs_app", "test"),
             ("sockjs_heartbeat_seconds", "0.5"),
             ("client_publish", "chat-*, exact"),
+            ("client_actions", "time,chat/*"),
             ("action_target", "http://backend.example/"),
         ])
         .expect("valid");
@@ -186,6 +204,7 @@ mod tests {
         assert_eq!(s.heartbeat, Duration::from_millis(500));
         assert!(s.may_publish("chat-1") && s.may_publish("exact"));
         assert!(!s.may_publish("exactly") && !s.may_publish("news"));
+        assert!(s.may_call("time") && s.may_call("chat/send") && !s.may_call("admin/x"));
         assert_eq!(s.action_target, "http://backend.example");
     }
 

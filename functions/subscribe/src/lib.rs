@@ -12,6 +12,7 @@ mod stream;
 
 use std::time::Duration;
 
+use comet_edge::access::{Access, now_secs};
 use comet_edge::error::ApiError;
 use comet_edge::framing;
 use comet_edge::http::{self as h, Query, Resp};
@@ -61,6 +62,9 @@ async fn handle(req: Request) -> Resp {
 pub(crate) struct SubscribeRequest {
     pub cursor: Cursor,
     pub subscriptions: Vec<Subscription>,
+    /// When the subscribe token expires (Unix seconds): streams end then, and the client
+    /// must come back with a fresh token.
+    pub token_expires: Option<u64>,
 }
 
 /// Parses channels, the resume cursor and `from=start`.
@@ -69,7 +73,8 @@ pub(crate) fn parse_subscribe(
     query: &Query,
     config: &Config,
 ) -> Result<SubscribeRequest, ApiError> {
-    let channels = h::channels(query, config)?;
+    let access = Access::from_request(query, req.headers(), config, now_secs());
+    let channels = h::channels(query, config, &access)?;
     let cursor = h::cursor(query, req.headers())?;
     let from_start = match query.get("from") {
         None | Some("now") => false,
@@ -92,6 +97,12 @@ pub(crate) fn parse_subscribe(
     Ok(SubscribeRequest {
         cursor: cursor.unwrap_or_default(),
         subscriptions,
+        // Only private channels depend on the token.
+        token_expires: channels
+            .iter()
+            .any(|c| comet_edge::access::is_private(c, config))
+            .then(|| access.valid_until())
+            .flatten(),
     })
 }
 

@@ -110,6 +110,7 @@ async fn start(
             &config,
             sub.subscriptions,
             sub.cursor,
+            sub.token_expires,
             framer,
             &mut tx,
         )
@@ -137,6 +138,7 @@ async fn pump<S>(
     config: &Config,
     mut subs: Vec<Subscription>,
     mut before: Cursor,
+    token_expires: Option<u64>,
     framer: Framer,
     out: &mut S,
 ) -> Result<(), ApiError>
@@ -144,7 +146,11 @@ where
     S: futures::Sink<String> + Unpin,
 {
     let clock = SpinClock;
-    let deadline = clock.now_ms() + millis(config.max_stream);
+    let mut deadline = clock.now_ms() + millis(config.max_stream);
+    if let Some(exp) = token_expires {
+        // A stream never outlives its token: the client reconnects with a fresh one.
+        deadline = deadline.min(exp.saturating_mul(1000));
+    }
     let mut opened = false;
     loop {
         let now = clock.now_ms();

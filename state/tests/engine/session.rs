@@ -193,6 +193,31 @@ async fn open_close_and_time_out<K: KvOps>(kv: K) {
     ));
     sessions.release_lease(&id, "r1").await.expect("release");
 
+    let private = Channel::new("private-x").expect("name");
+    assert!(
+        sessions
+            .subscribe(&id, &[(private.clone(), start.clone())])
+            .await
+            .expect("subscribe")
+    );
+    assert!(
+        sessions
+            .set_token_expiry(&id, &private, Some(42))
+            .await
+            .expect("expiry")
+    );
+    let record = sessions.get(&id).await.expect("get").expect("exists");
+    assert_eq!(record.token_expiry.get("private-x"), Some(&42));
+    assert!(
+        sessions
+            .unsubscribe(&id, std::slice::from_ref(&private))
+            .await
+            .expect("unsubscribe")
+    );
+    let record = sessions.get(&id).await.expect("get").expect("exists");
+    assert!(record.token_expiry.is_empty());
+    assert!(!record.positions().iter().any(|(c, _)| *c == private));
+
     sessions
         .close_with(&id, 3000, "Go away!")
         .await

@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use super::Sock;
 use crate::v1::{Api, Backend, KEY, both};
 
-/// The app with a 1 s SockJS heartbeat (quiet polls come back quickly).
+/// The app with a 1 s SockJS heartbeat (quiet polls come back quickly) and every action
+/// allowed (the default allows none).
 fn app(backend: Backend, extra: &[(&str, &str)]) -> Api {
-    let mut vars = vec![("sockjs_heartbeat_seconds", "1")];
+    let mut vars = vec![("sockjs_heartbeat_seconds", "1"), ("client_actions", "*")];
     vars.extend_from_slice(extra);
     Api::with(backend, &vars)
 }
@@ -115,7 +116,7 @@ async fn refusals_for_private_and_internal_channels(backend: Backend) {
         "subscribe private-room",
         "subscribe $s:abcdefgh",
         "subscribe __allVfcOS7",
-        "subscribe bad name",
+        "subscribe bad{name",
         "channel news x",
         "unknown command",
     ])
@@ -228,7 +229,30 @@ async fn backends_send_to_and_close_sessions(backend: Backend) {
     assert_eq!(s.xhr().await, "c[4000,\"bye\"]\n");
 }
 
+async fn actions_are_denied_unless_allowed(backend: Backend) {
+    let api = Api::with(
+        backend,
+        &[
+            ("sockjs_heartbeat_seconds", "1"),
+            ("client_actions", "time"),
+        ],
+    );
+    let s = Sock::new(&api, "/comet");
+    s.open().await;
+    s.send(&[
+        "action echo {\"requestUid\":\"d1\"}",
+        "action time {\"requestUid\":\"d2\"}",
+    ])
+    .await;
+    let replies: Vec<Value> = s.collect(2).await.iter().map(|m| action_json(m)).collect();
+    assert_eq!(replies[0]["error"]["code"], "action_forbidden");
+    assert_eq!(replies[0]["requestUid"], "d1");
+    assert!(replies[1]["now"].is_string(), "{}", replies[1]);
+    assert_eq!(replies[1]["requestUid"], "d2");
+}
+
 both!(
+    actions_are_denied_unless_allowed,
     subscribe_publish_unsubscribe,
     client_publishing_needs_permission,
     refusals_for_private_and_internal_channels,

@@ -128,6 +128,7 @@ pub(super) async fn bad_request_codes(backend: Backend) -> BTreeMap<String, u16>
             ("max_batch", "3"),
             ("max_held_requests", "2"),
             ("poll_timeout_max", "5"),
+            ("token_secret", super::tokens::SECRET),
         ],
     );
     let ch = api.channel("err");
@@ -331,6 +332,37 @@ pub(super) async fn bad_request_codes(backend: Backend) -> BTreeMap<String, u16>
             "/v1/channels/private-x",
             403,
             "token_required",
+        ),
+        row(
+            "forged token",
+            "GET",
+            format!(
+                "/v1/poll?channel=private-x&timeout=0&token={}",
+                super::tokens::forged(&["private-x"])
+            ),
+            401,
+            "invalid_token",
+        ),
+        row(
+            "expired token",
+            "GET",
+            format!(
+                "/v1/sse?channel=private-x&token={}",
+                super::tokens::token(&["private-x"], -3600)
+            ),
+            401,
+            "token_expired",
+        ),
+        row(
+            "token for another channel",
+            "GET",
+            "/v1/stream?channel=private-x",
+            403,
+            "channel_not_allowed",
+        )
+        .header(
+            "authorization",
+            format!("Bearer {}", super::tokens::token(&["private-y"], 60)),
         ),
         row(
             "garbage cursor",
@@ -720,6 +752,52 @@ pub(super) async fn deployment_error_codes() -> BTreeMap<String, u16> {
             "store_unavailable without Retry-After: {:?}",
             a.headers
         ));
+    }
+    drop(api);
+
+    // A one-message-per-second limit: the first batch (up to max_batch) passes, the next not.
+    let api = Api::with(
+        Backend::Kv,
+        &[("publish_rate_limit", "1"), ("max_batch", "2")],
+    );
+    let ch = api.channel("rate");
+    let ok = api
+        .publish_body(&json!([{ "channel": ch, "data": 1 }, { "channel": ch, "data": 2 }]))
+        .await;
+    if ok.status != StatusCode::OK {
+        problems.push(format!(
+            "first batch under the limit: {} {}",
+            ok.status, ok.text
+        ));
+    }
+    problems.extend(
+        check(
+            &api,
+            vec![
+                row(
+                    "over the publish rate",
+                    "POST",
+                    "/v1/publish",
+                    429,
+                    "rate_limited",
+                )
+                .auth()
+                .json(json!([{ "channel": ch, "data": 3 }, { "channel": ch, "data": 4 }])),
+            ],
+            &mut seen,
+        )
+        .await,
+    );
+    let a = api.publish_body(&json!({ "channel": ch, "data": 5 })).await;
+    if a.header("retry-after")
+        .is_none_or(|v| v.parse::<u32>().is_err())
+    {
+        problems.push(format!("rate_limited without Retry-After: {:?}", a.headers));
+    }
+    // Refused publishes stored nothing.
+    let stored = api.get(&format!("/v1/channels/{ch}")).await.json();
+    if stored["last_seq"] != 2 {
+        problems.push(format!("rate-limited publishes were stored: {stored}"));
     }
     drop(api);
 

@@ -10,6 +10,7 @@ mod poll;
 mod publish;
 mod sse;
 mod stream;
+pub(super) mod tokens;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

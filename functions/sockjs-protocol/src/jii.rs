@@ -1,7 +1,8 @@
 //! The Jii-comet text protocol inside SockJS messages.
 //!
 //! Client → server, one command per message (as Jii-comet's server parses them):
-//! `subscribe <ch>`, `unsubscribe <ch>`, `channel <ch> <data>`, `action <route> [<json>]`.
+//! `subscribe <ch> [<token>]`, `unsubscribe <ch>`, `channel <ch> <data>`,
+//! `action <route> [<json>]` (the subscribe token is Comet's addition, for private channels).
 //! Server → client: `channel <ch> <data>` and `action <json>` (with the request's
 //! `requestUid`). Payload text round-trips exactly: a JSON object or array is stored as
 //! JSON, anything else as a JSON string, and pushed back as the same text.
@@ -9,8 +10,13 @@
 /// A parsed client command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `subscribe <channel>`.
-    Subscribe(&'a str),
+    /// `subscribe <channel> [<token>]` (the token is Comet's addition, for private channels).
+    Subscribe {
+        /// The channel.
+        channel: &'a str,
+        /// A subscribe token, if given.
+        token: Option<&'a str>,
+    },
     /// `unsubscribe <channel>`.
     Unsubscribe(&'a str),
     /// `channel <channel> <data>`: a client publish.
@@ -34,7 +40,16 @@ pub enum Command<'a> {
 /// Parses one client message.
 pub fn parse(message: &str) -> Command<'_> {
     if let Some(rest) = message.strip_prefix("subscribe ") {
-        Command::Subscribe(rest)
+        match rest.split_once(' ') {
+            Some((channel, token)) => Command::Subscribe {
+                channel,
+                token: Some(token.trim()).filter(|t| !t.is_empty()),
+            },
+            None => Command::Subscribe {
+                channel: rest,
+                token: None,
+            },
+        }
     } else if let Some(rest) = message.strip_prefix("unsubscribe ") {
         Command::Unsubscribe(rest)
     } else if let Some(rest) = message.strip_prefix("channel ") {
@@ -126,7 +141,20 @@ mod tests {
 
     #[test]
     fn parses_commands_like_jii() {
-        assert_eq!(parse("subscribe news"), Command::Subscribe("news"));
+        assert_eq!(
+            parse("subscribe news"),
+            Command::Subscribe {
+                channel: "news",
+                token: None
+            }
+        );
+        assert_eq!(
+            parse("subscribe private-x a.b.c"),
+            Command::Subscribe {
+                channel: "private-x",
+                token: Some("a.b.c")
+            }
+        );
         assert_eq!(parse("unsubscribe news"), Command::Unsubscribe("news"));
         assert_eq!(
             parse("channel chat hello world"),
