@@ -113,7 +113,7 @@ export declare class Comet {
   close(): this;
   subscribe(channel: string): this;
   unsubscribe(channel: string): this;
-  /** SockJS mode: Jii `channel <ch> <data>`; native mode rejects ('unsupported'). */
+  /** Native mode: `POST /v1/send`; SockJS mode: Jii `channel <ch> <data>`. The channel must match the server's `client_publish`. */
   send(channel: string, data: unknown): Promise<void>;
   /** SockJS mode: Jii action; rejects on error reply, timeout, disconnect. Native mode rejects. */
   request<T = any>(route: string, data?: Record<string, unknown>, opts?: { timeout?: number }): Promise<T>;

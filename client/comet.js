@@ -178,23 +178,32 @@ export class Comet {
     return this;
   }
 
-  /** Publishes `data` to channel `ch` (SockJS mode: Jii `channel <ch> <data>`). */
+  /**
+   * Publishes `data` to channel `ch`: native mode `POST /v1/send` (the channel must allow
+   * client publishing), SockJS mode Jii `channel <ch> <data>`.
+   */
   send(channel, data) {
     if (this.mode !== 'sockjs') {
-      const err = new CometError('unsupported', 'send() needs sockjs mode (Comet.sockjs(...)): /v1 has no browser publish endpoint yet');
-      this._emit('error', err);
-      return Promise.reject(err);
+      return this._post('/v1/send', { channel, data }, this.options.requestTimeout).catch((err) => {
+        this._emit('error', err);
+        throw err;
+      });
     }
     this._command(`channel ${channel} ${typeof data === 'string' ? data : JSON.stringify(data)}`);
     return Promise.resolve();
   }
 
-  /** Calls action `route` with `data`; resolves with its answer, rejects on error/timeout. */
+  /**
+   * Calls action `route` with `data`; resolves with its answer, rejects on an error answer or
+   * after `timeout` ms (never hangs). Native mode `POST /v1/action/{route}`, SockJS mode Jii
+   * `action <route> <json>`.
+   */
   request(route, data = {}, opts = {}) {
-    if (this.mode !== 'sockjs') {
-      return Promise.reject(new CometError('unsupported', 'request() needs sockjs mode (Comet.sockjs(...)): /v1 has no action endpoint yet'));
-    }
     const timeout = opts.timeout ?? this.options.requestTimeout;
+    if (this.mode !== 'sockjs') {
+      const path = `/v1/action/${String(route).split('/').map(encodeURIComponent).join('/')}`;
+      return this._post(path, data ?? {}, timeout);
+    }
     const requestUid = `${Date.now().toString(36)}${(++this._uid).toString(36)}${this._random().toString(36).slice(2, 8)}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -205,6 +214,30 @@ export class Comet {
       const params = data && typeof data === 'object' && !Array.isArray(data) ? data : { data };
       this._command(`action ${route} ${JSON.stringify({ ...params, requestUid })}`);
     });
+  }
+
+  /** POSTs JSON to the native API with the token and a timeout; resolves with the JSON answer. */
+  async _post(path, body, timeout) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeout);
+    const headers = { 'Content-Type': 'application/json' };
+    if (this.options.token) headers.Authorization = `Bearer ${this.options.token}`;
+    try {
+      const res = await fetch(`${this.url}${path}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+        signal: ctl.signal,
+        cache: 'no-store',
+      });
+      if (!res.ok) throw await httpError(res);
+      return await res.json();
+    } catch (e) {
+      if (ctl.signal.aborted) throw new CometError('timeout', `${path} got no answer within ${timeout} ms`);
+      throw toNetError(e);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // ---- connection management --------------------------------------------------------------

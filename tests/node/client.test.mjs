@@ -323,7 +323,7 @@ describe('Comet browser client (client/comet.js) in headless Chromium, cross-ori
         assert.deepEqual(after.reconnecting.slice(before, before + 2).map((x) => [x.attempt, x.delay]), [[0, 99], [1, 199]]);
       });
 
-      test('request(): answers, error replies, client and server timeouts; native mode refuses', TEST_OPTS, async (t) => {
+      test('request() and send(): answers, error replies, client and server timeouts, in both modes', TEST_OPTS, async (t) => {
         const { page } = await newPage(t);
         const chat = uniqueChannel('demo-chat');
         await startClient(page, 's', { sockjs: true, url: `${comet.url}/comet`, transports: ['xhr-streaming'], channels: [chat] });
@@ -344,10 +344,19 @@ describe('Comet browser client (client/comet.js) in headless Chromium, cross-ori
           const serverTimeout = await settle(c.request('slow', { ms: 5000 }, { timeout: 8000 }));
           const missing = await settle(c.request('no-such-route', {}));
           await c.send(ch, 'hello from the page');
-          const n = new window.Comet({ url: 'http://127.0.0.1:9', channels: [] });
-          const nativeRequest = await settle(n.request('sum', { numbers: [1] }));
-          const nativeSend = await settle(n.send(ch, 'x'));
-          return { sum, fail, clientTimeout, serverTimeout, missing, nativeRequest, nativeSend };
+          // Native mode: POST /v1/action/{route} and /v1/send on the same runner.
+          const n = new window.Comet({ url: c.options.url.replace(/\/comet$/, ''), channels: [] });
+          const nativeRequest = await settle(n.request('sum', { numbers: [1, 2] }));
+          const nativeFail = await settle(n.request('fail', {}));
+          const nativeTimeout = await settle(n.request('slow', { ms: 1500 }, { timeout: 300 }));
+          const nativeSend = await settle(n.send(ch, { from: 'native' }));
+          const nativeRefused = await settle(n.send('not-allowed', 'x'));
+          const down = new window.Comet({ url: 'http://127.0.0.1:9', channels: [] });
+          const unreachable = await settle(down.request('sum', { numbers: [1] }));
+          return {
+            sum, fail, clientTimeout, serverTimeout, missing,
+            nativeRequest, nativeFail, nativeTimeout, nativeSend, nativeRefused, unreachable,
+          };
         }, chat);
         assert.deepEqual(out.sum.ok, { sum: 6 });
         assert.match(out.fail.err, /^action_/, JSON.stringify(out.fail));
@@ -356,12 +365,19 @@ describe('Comet browser client (client/comet.js) in headless Chromium, cross-ori
         assert.equal(out.serverTimeout.err, 'action_timeout', JSON.stringify(out.serverTimeout));
         assert.ok(out.serverTimeout.ms < 5000, `server timeout after ${out.serverTimeout.ms} ms`);
         assert.equal(out.missing.err, 'action_not_found', JSON.stringify(out.missing));
-        assert.equal(out.nativeRequest.err, 'unsupported');
-        assert.match(out.nativeRequest.message, /needs sockjs mode/);
-        assert.equal(out.nativeSend.err, 'unsupported');
-        // The page's own publish (Jii `channel <ch> <data>`) came back on its subscription.
-        const r = await waitRec(page, 's', (r) => r.msgs.length >= 1, 'own message back');
-        assert.deepEqual(r.msgs.map((m) => [m.channel, m.data]), [[chat, 'hello from the page']]);
+        assert.deepEqual(out.nativeRequest.ok, { sum: 3 }, JSON.stringify(out.nativeRequest));
+        assert.equal(out.nativeFail.err, 'action_failed', JSON.stringify(out.nativeFail));
+        assert.equal(out.nativeTimeout.err, 'timeout', JSON.stringify(out.nativeTimeout));
+        assert.ok(out.nativeTimeout.ms < 1200, `native timeout after ${out.nativeTimeout.ms} ms`);
+        assert.equal(out.nativeSend.ok.channel, chat, JSON.stringify(out.nativeSend));
+        assert.equal(out.nativeRefused.err, 'publish_forbidden', JSON.stringify(out.nativeRefused));
+        assert.equal(out.unreachable.err, 'network', JSON.stringify(out.unreachable));
+        // Both publishes (Jii `channel <ch> <data>` and POST /v1/send) came back, in order.
+        const r = await waitRec(page, 's', (r) => r.msgs.length >= 2, 'own messages back');
+        assert.deepEqual(r.msgs.map((m) => [m.channel, m.data]), [
+          [chat, 'hello from the page'],
+          [chat, { from: 'native' }],
+        ]);
         // A refused publish surfaces as an `error` event.
         await page.evaluate(() => window.clients.s.send('not-allowed', 'x'));
         const r2 = await waitRec(page, 's', (r) => r.errors.length >= 1, 'refusal error');

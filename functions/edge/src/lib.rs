@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod framing;
 pub mod http;
+pub mod rate;
 pub mod store;
 
 use std::cell::RefCell;

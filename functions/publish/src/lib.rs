@@ -5,8 +5,6 @@
 //! - `GET /v1/history/{channel}?since=&limit=`: retained messages
 //! - `GET /v1/channels/{channel}`: epoch, last seq, retained count
 
-mod rate;
-
 use comet_edge::access::{Access, now_secs};
 use comet_edge::auth::require_publish_key;
 use comet_edge::error::ApiError;
@@ -111,22 +109,7 @@ async fn publish(req: Request, config: &comet_edge::Config) -> Result<Resp, ApiE
         let channel = Channel::new(&m.channel)?;
         messages.push(NewMessage::new(channel, data, m.id.as_deref())?);
     }
-    if let Err(wait) = rate::take(
-        messages.len(),
-        config.publish_rate_limit,
-        config.max_batch,
-        SpinClock.now_ms(),
-    ) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "this instance takes at most {} messages per second",
-                config.publish_rate_limit
-            ),
-        )
-        .retry_after(wait));
-    }
+    comet_edge::rate::admit(messages.len(), config, SpinClock.now_ms())?;
     let inst = instance(config).await?;
     let published = inst.log.publish(&messages).await?;
     let body = if is_batch {

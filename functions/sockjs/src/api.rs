@@ -33,10 +33,30 @@ struct CloseBody {
     reason: Option<String>,
 }
 
-/// Serves `/v1/sessions/...`.
+/// Serves this component's `/v1` routes: `/v1/sessions/…`, `/v1/send`, `/v1/action/…`.
 pub async fn handle(req: Request, config: &Config, settings: &Settings) -> Resp {
     let headers = req.headers().clone();
-    let resp = match serve(req, config, settings).await {
+    if req.method() == Method::OPTIONS {
+        return comet_edge::http::preflight(&headers, config);
+    }
+    let path = req.uri().path().to_owned();
+    let result = if path == "/v1/send" {
+        if req.method() == Method::POST {
+            crate::client_api::send(req, config, settings).await
+        } else {
+            Err(comet_edge::http::method_not_allowed("POST"))
+        }
+    } else if let Some(route) = path.strip_prefix("/v1/action/") {
+        if req.method() == Method::POST {
+            let route = comet_edge::http::decode(route);
+            crate::client_api::action(req, &route, config, settings).await
+        } else {
+            Err(comet_edge::http::method_not_allowed("POST"))
+        }
+    } else {
+        serve(req, config, settings).await
+    };
+    let resp = match result {
         Ok(resp) => resp,
         Err(e) => error_response(&e),
     };

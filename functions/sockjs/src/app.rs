@@ -111,7 +111,7 @@ async fn jii_messages(ctx: &Ctx, id: &SessionId, messages: &[String]) -> Result<
             },
             Command::Action { route, params } => {
                 replies.push(Queued::Message(
-                    action::call(&ctx.settings, id, route, params).await,
+                    action::call(&ctx.settings, id.as_str(), route, params).await,
                 ));
             }
             Command::Unknown => {}

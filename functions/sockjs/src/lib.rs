@@ -13,10 +13,12 @@
 //!
 //! The wire formats (frames, escaping, bodies, Jii commands) live in `comet-sockjs-protocol`.
 //! - `POST /v1/sessions/{id}/send|close` (publish key): server-to-session sends, [`api`]
+//! - `POST /v1/send`, `POST /v1/action/{route}`: the browser's native writes, [`client_api`]
 
 pub mod action;
 pub mod api;
 pub mod app;
+pub mod client_api;
 pub mod pages;
 mod receive;
 pub mod respond;
@@ -114,7 +116,7 @@ async fn handle(req: Request) -> Resp {
             return comet_edge::http::finish_unconfigured(comet_edge::http::error_response(&e));
         }
     };
-    if req.uri().path().starts_with("/v1/sessions/") {
+    if req.uri().path().starts_with("/v1/") {
         return api::handle(req, &config, &settings).await;
     }
     let app = App::for_prefix(&settings.app, &prefix);

@@ -129,6 +129,9 @@ pub(super) async fn bad_request_codes(backend: Backend) -> BTreeMap<String, u16>
             ("max_held_requests", "2"),
             ("poll_timeout_max", "5"),
             ("token_secret", super::tokens::SECRET),
+            ("client_publish", "open-*,private-open"),
+            ("client_actions", "echo,fail,slow,nope,a/*"),
+            ("action_timeout_seconds", "1"),
         ],
     );
     let ch = api.channel("err");
@@ -333,6 +336,102 @@ pub(super) async fn bad_request_codes(backend: Backend) -> BTreeMap<String, u16>
             403,
             "token_required",
         ),
+        row(
+            "client send, channel not open",
+            "POST",
+            "/v1/send",
+            403,
+            "publish_forbidden",
+        )
+        .json(json!({ "channel": "closed", "data": 1 })),
+        row(
+            "client send, private, no token",
+            "POST",
+            "/v1/send",
+            403,
+            "token_required",
+        )
+        .json(json!({ "channel": "private-open", "data": 1 })),
+        row(
+            "client send, bad JSON",
+            "POST",
+            "/v1/send",
+            400,
+            "invalid_json",
+        )
+        .raw("{\"channel\":")
+        .header("content-type", "application/json"),
+        row(
+            "client send, bad name",
+            "POST",
+            "/v1/send",
+            400,
+            "invalid_channel",
+        )
+        .json(json!({ "channel": "open-a b", "data": 1 })),
+        row(
+            "client send, too large",
+            "POST",
+            "/v1/send",
+            413,
+            "message_too_large",
+        )
+        .json(json!({ "channel": "open-x", "data": big })),
+        row(
+            "client send, GET",
+            "GET",
+            "/v1/send",
+            405,
+            "method_not_allowed",
+        ),
+        row(
+            "action not allowed",
+            "POST",
+            "/v1/action/time",
+            403,
+            "action_forbidden",
+        )
+        .json(json!({})),
+        row(
+            "action missing",
+            "POST",
+            "/v1/action/nope",
+            404,
+            "action_not_found",
+        )
+        .json(json!({})),
+        row(
+            "action fails",
+            "POST",
+            "/v1/action/fail",
+            502,
+            "action_failed",
+        )
+        .json(json!({})),
+        row(
+            "action too slow",
+            "POST",
+            "/v1/action/slow",
+            504,
+            "action_timeout",
+        )
+        .json(json!({ "ms": 3000 })),
+        row(
+            "action params not JSON",
+            "POST",
+            "/v1/action/echo",
+            400,
+            "invalid_action",
+        )
+        .raw("{nope"),
+        row(
+            "action route escapes",
+            "POST",
+            "/v1/action/a/..%2Fb",
+            400,
+            "invalid_action_route",
+        )
+        .json(json!({})),
         row(
             "forged token",
             "GET",
@@ -799,6 +898,33 @@ pub(super) async fn deployment_error_codes() -> BTreeMap<String, u16> {
     if stored["last_seq"] != 2 {
         problems.push(format!("rate-limited publishes were stored: {stored}"));
     }
+    drop(api);
+
+    // An action target nobody listens on.
+    let api = Api::with(
+        Backend::Kv,
+        &[
+            ("client_actions", "*"),
+            ("action_target", "http://127.0.0.1:1"),
+        ],
+    );
+    problems.extend(
+        check(
+            &api,
+            vec![
+                row(
+                    "action target down",
+                    "POST",
+                    "/v1/action/echo",
+                    502,
+                    "action_unavailable",
+                )
+                .json(json!({})),
+            ],
+            &mut seen,
+        )
+        .await,
+    );
     drop(api);
 
     let api = Api::with(Backend::Kv, &[("max_channels", "0")]);

@@ -1,11 +1,17 @@
 //! The publish rate limit: a token bucket per instance, counted in messages.
 //!
-//! One publish key means one bucket; it refills at `publish_rate_limit` messages per second
-//! and holds at most one second's worth (or one maximal batch, whichever is larger, so every
-//! valid batch can pass). Like `max_held_requests` it is per instance: a deployment's limit is
-//! this times its instances. Memory: two numbers.
+//! One publish key means one bucket (client publishes through `/v1/send` share it); it refills
+//! at `publish_rate_limit` messages per second and holds at most one second's worth (or one
+//! maximal batch, whichever is larger, so every valid batch can pass). Like
+//! `max_held_requests` it is per instance: a deployment's limit is this times its instances.
+//! Memory: two numbers.
 
 use std::cell::Cell;
+
+use http::StatusCode;
+
+use crate::config::Config;
+use crate::error::ApiError;
 
 thread_local! {
     static BUCKET: Cell<(f64, u64)> = const { Cell::new((f64::NAN, 0)) };
@@ -40,6 +46,24 @@ pub fn take(n: usize, rate: u64, max_batch: usize, now_ms: u64) -> Result<(), u3
                 wait.min(3600.0) as u32
             })
         }
+    })
+}
+
+/// Admits `n` messages under the configured rate at `now_ms`.
+///
+/// # Errors
+/// 429 `rate_limited` with `Retry-After`.
+pub fn admit(n: usize, config: &Config, now_ms: u64) -> Result<(), ApiError> {
+    take(n, config.publish_rate_limit, config.max_batch, now_ms).map_err(|wait| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this instance takes at most {} messages per second",
+                config.publish_rate_limit
+            ),
+        )
+        .retry_after(wait)
     })
 }
 
