@@ -698,7 +698,8 @@ export class Comet {
       this._setState('closed');
       return;
     }
-    const opts = { ...(this.options.sockjsOptions || {}) };
+    // 32-character session ids (160 bits): a session's messages go to whoever knows its id.
+    const opts = { sessionId: 32, ...(this.options.sockjsOptions || {}) };
     if (this.options.transports && this.options.transports !== TRANSPORTS) opts.transports = this.options.transports;
     const sock = new SockJS(this._sockUrl(), null, opts);
     const ctl = { gen, sock, ready: false, timers: [], abort: () => sock.close() };

@@ -7,6 +7,7 @@
 
 mod node;
 mod runner;
+mod security;
 mod sockjs;
 mod stress;
 mod support;

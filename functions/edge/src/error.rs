@@ -41,9 +41,15 @@ impl ApiError {
         self
     }
 
-    /// The JSON body.
+    /// The JSON body. Messages may quote request data, so `<`, `>` and `&` are written as
+    /// `\u003c`, `\u003e`, `\u0026` (the same JSON string): the body is inert even where it
+    /// ends up inside HTML or a script (JSONP errors).
     pub fn body(&self) -> String {
-        serde_json::json!({ "error": { "code": self.code, "message": self.message } }).to_string()
+        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
+            .to_string()
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
     }
 }
 
@@ -93,5 +99,19 @@ impl From<StateError> for ApiError {
 impl From<comet_state::StoreError> for ApiError {
     fn from(e: comet_state::StoreError) -> Self {
         StateError::Store(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_never_carry_markup() {
+        let e = ApiError::bad_request("invalid_channel", "bad name \"<script>&\"");
+        let body = e.body();
+        assert!(!body.contains('<') && !body.contains('>') && !body.contains('&'), "{body}");
+        let back: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(back["error"]["message"], "bad name \"<script>&\"");
     }
 }

@@ -186,7 +186,10 @@ async fn route(
     let [server, session, name] = parts.as_slice() else {
         return Ok(finish(not_found(), meta, Caching::None, false));
     };
-    let ids_ok = !server.is_empty() && !server.contains('.') && !session.contains('.');
+    let ids_ok = !server.is_empty()
+        && !server.contains('.')
+        && !session.contains('.')
+        && session.len() >= settings.min_session_id;
     let Some(id) = ids_ok
         .then(|| SessionId::from_client(session).ok())
         .flatten()

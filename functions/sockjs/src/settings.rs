@@ -27,6 +27,10 @@ pub struct Settings {
     pub response_limit: usize,
     /// `cookie_needed` in `/info`, and `JSESSIONID` cookies on every transport.
     pub cookie_needed: bool,
+    /// Shortest session id accepted: SockJS clients choose ids, and a guessed live id reads
+    /// that session's messages. sockjs-client's default is 8 characters (40 bits); Comet's
+    /// client uses 32 (160 bits). Raise this once all clients send long ids.
+    pub min_session_id: usize,
     /// Channel patterns clients may publish to with `channel <ch> <payload>` (default none).
     pub client_publish: Vec<String>,
     /// Action route patterns clients may call (`time`, `chat/*`, `*`; default none).
@@ -46,6 +50,7 @@ impl Default for Settings {
             disconnect_delay: Duration::from_secs(5),
             response_limit: 128 * 1024,
             cookie_needed: false,
+            min_session_id: 8,
             client_publish: Vec::new(),
             client_actions: Vec::new(),
             action_target: "http://actions.spin.internal".into(),
@@ -107,6 +112,17 @@ impl Settings {
                 }
             },
         };
+        let min_session_id = match get("sockjs_min_session_id") {
+            None => d.min_session_id,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    return Err(SettingsError(format!(
+                        "variable sockjs_min_session_id: {v:?} is not a length from 1 to 64"
+                    )));
+                }
+            },
+        };
         let action_target = get("action_target")
             .map(|t| t.trim().trim_end_matches('/').to_owned())
             .unwrap_or(d.action_target);
@@ -122,6 +138,7 @@ impl Settings {
             disconnect_delay: secs("sockjs_disconnect_delay_seconds", d.disconnect_delay, 300)?,
             response_limit,
             cookie_needed,
+            min_session_id,
             client_publish: patterns(get("client_publish")),
             client_actions: patterns(get("client_actions")),
             action_target,
@@ -166,6 +183,7 @@ pub const NAMES: &[&str] = &[
     "sockjs_disconnect_delay_seconds",
     "sockjs_response_limit",
     "sockjs_cookie",
+    "sockjs_min_session_id",
     "client_publish",
     "client_actions",
     "action_target",
@@ -216,6 +234,8 @@ mod tests {
             ("sockjs_cookie", "yes"),
             ("sockjs_response_limit", "-1"),
             ("action_target", "ftp://x"),
+            ("sockjs_min_session_id", "0"),
+            ("sockjs_min_session_id", "65"),
         ] {
             let e = with(&[(k, v)]).expect_err("invalid");
             assert!(e.0.contains(k), "{e:?}");
