@@ -110,7 +110,10 @@ mod tests {
     fn bodies_never_carry_markup() {
         let e = ApiError::bad_request("invalid_channel", "bad name \"<script>&\"");
         let body = e.body();
-        assert!(!body.contains('<') && !body.contains('>') && !body.contains('&'), "{body}");
+        assert!(
+            !body.contains('<') && !body.contains('>') && !body.contains('&'),
+            "{body}"
+        );
         let back: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         assert_eq!(back["error"]["message"], "bad name \"<script>&\"");
     }

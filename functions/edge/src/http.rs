@@ -148,6 +148,16 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// A strong entity tag for a static body (FNV-1a 64, quoted): cheap, stable across builds.
+pub fn etag(body: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in body.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("\"{h:016x}\"")
+}
+
 /// A complete response with `content_type`.
 pub fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
     let mut resp = http::Response::new(box_body(FullBody::new(body.into())));

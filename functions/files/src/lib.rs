@@ -6,7 +6,7 @@
 //! - `GET /client/demo/` (and `/client/demo/index.html`): the live ticker demo
 
 use bytes::Bytes;
-use comet_edge::http::{Resp, full};
+use comet_edge::http::{Resp, etag, full};
 use http::{HeaderValue, Method, StatusCode, header};
 use spin_sdk::http::Request;
 
@@ -34,16 +34,6 @@ fn lookup(path: &str) -> Option<File> {
         _ => return None,
     };
     Some(File { body, content_type })
-}
-
-/// FNV-1a 64 of the body, as a quoted entity tag.
-fn etag(body: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in body.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("\"{h:016x}\"")
 }
 
 #[spin_sdk::http_service]

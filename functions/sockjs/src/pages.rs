@@ -1,7 +1,7 @@
 //! The session-less SockJS endpoints: the greeting, `/info` and `iframe.html`.
 
 use bytes::Bytes;
-use comet_edge::http::{Resp, full};
+use comet_edge::http::{Resp, etag, full};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::respond::{Caching, RequestMeta, finish};
@@ -58,16 +58,6 @@ pub fn iframe_html(sockjs_url: &str) -> String {
          <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>\n\
          </body>\n</html>"
     )
-}
-
-/// A strong validator for the iframe page (FNV-1a 64 of its bytes).
-pub fn etag(body: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in body.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("\"{h:016x}\"")
 }
 
 /// `GET /iframe.html` (and `/iframe-<anything>.html`): cached for a year, 304 on a matching

@@ -99,6 +99,20 @@ impl<'a> Sock<'a> {
             .await
     }
 
+    /// Opens a receiving stream (`xhr_streaming` is POSTed, the others are GETs), unread.
+    async fn stream(&self, transport_and_query: &str) -> reqwest::Response {
+        let api = self.next_api();
+        let url = api.url(&format!("{}/{transport_and_query}", self.base));
+        let req = if transport_and_query.starts_with("xhr") {
+            api.client.post(url)
+        } else {
+            api.client.get(url)
+        };
+        req.send()
+            .await
+            .unwrap_or_else(|e| panic!("{transport_and_query}: {e}"))
+    }
+
     /// One xhr poll; returns the body, asserting 200.
     async fn xhr(&self) -> String {
         let a = self.post("xhr", "").await;

@@ -133,12 +133,7 @@ async fn xhr_polling_echo_in_order(backend: Backend) {
 async fn xhr_streaming_and_a_second_receiver(backend: Backend) {
     let api = test_services(backend, &[]);
     let s = Sock::new(&api, "/echo");
-    let mut stream = api
-        .client
-        .post(api.url(&format!("{}/xhr_streaming", s.base)))
-        .send()
-        .await
-        .expect("xhr_streaming");
+    let mut stream = s.stream("xhr_streaming").await;
     assert_eq!(stream.status(), StatusCode::OK);
     assert_eq!(
         stream.headers()["content-type"],
@@ -158,12 +153,7 @@ async fn xhr_streaming_and_a_second_receiver(backend: Backend) {
     // A second receiver while the stream holds the session.
     let a = s.post("xhr", "").await;
     assert_eq!(a.text, "c[2010,\"Another connection still open\"]\n");
-    let mut second = api
-        .client
-        .post(api.url(&format!("{}/xhr_streaming", s.base)))
-        .send()
-        .await
-        .expect("second stream");
+    let mut second = s.stream("xhr_streaming").await;
     let mut second_text = String::new();
     let ended = read_until(
         &mut second,
@@ -195,12 +185,7 @@ async fn eventsource_htmlfile_and_jsonp_framing(backend: Backend) {
     let api = test_services(backend, &[]);
 
     let s = Sock::new(&api, "/echo");
-    let mut es = api
-        .client
-        .get(api.url(&format!("{}/eventsource", s.base)))
-        .send()
-        .await
-        .expect("eventsource");
+    let mut es = s.stream("eventsource").await;
     assert_eq!(
         es.headers()["content-type"],
         "text/event-stream; charset=UTF-8"
@@ -226,12 +211,7 @@ async fn eventsource_htmlfile_and_jsonp_framing(backend: Backend) {
     assert_eq!(text, "data: a[\"50%25\\r\\n\"]\r\n\r\n");
 
     let s = Sock::new(&api, "/echo");
-    let mut html = api
-        .client
-        .get(api.url(&format!("{}/htmlfile?c=_jp.abc", s.base)))
-        .send()
-        .await
-        .expect("htmlfile");
+    let mut html = s.stream("htmlfile?c=_jp.abc").await;
     assert_eq!(html.headers()["content-type"], "text/html; charset=UTF-8");
     let mut text = String::new();
     read_until(
@@ -301,12 +281,7 @@ async fn close_service_closes_with_go_away(backend: Backend) {
     s.send(&["ignored"]).await;
 
     let s = Sock::new(&api, "/close");
-    let mut stream = api
-        .client
-        .post(api.url(&format!("{}/xhr_streaming", s.base)))
-        .send()
-        .await
-        .expect("xhr_streaming");
+    let mut stream = s.stream("xhr_streaming").await;
     let mut text = String::new();
     let ended = read_until(&mut stream, Duration::from_secs(10), |_| false, &mut text).await;
     assert!(ended);
@@ -344,12 +319,7 @@ async fn heartbeats_and_response_limit(backend: Backend) {
     while got.len() < wanted.len() {
         responses += 1;
         assert!(responses < 20, "too many responses; got {}", got.len());
-        let mut stream = api
-            .client
-            .post(api.url(&format!("{}/xhr_streaming", s.base)))
-            .send()
-            .await
-            .expect("xhr_streaming");
+        let mut stream = s.stream("xhr_streaming").await;
         let mut text = String::new();
         let ended = read_until(&mut stream, Duration::from_secs(10), |_| false, &mut text).await;
         assert!(ended);
@@ -363,12 +333,7 @@ async fn heartbeats_and_response_limit(backend: Backend) {
     assert!(responses >= 1);
 
     let s = Sock::new(&api, "/echo");
-    let mut stream = api
-        .client
-        .post(api.url(&format!("{}/xhr_streaming", s.base)))
-        .send()
-        .await
-        .expect("xhr_streaming");
+    let mut stream = s.stream("xhr_streaming").await;
     let mut text = String::new();
     read_until(
         &mut stream,

@@ -1,0 +1,7 @@
+#![no_main]
+
+// The checks live in checks/sockjs_send.rs so the stable replay test runs exactly the same code.
+#[path = "../checks/sockjs_send.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
