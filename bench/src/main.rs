@@ -15,6 +15,7 @@ mod kv_engine;
 mod proc_stats;
 mod runner_bench;
 mod server;
+mod sockjs_bench;
 mod state_bench;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Command {
     /// The state engine through the real functions (`spin.toml`), per backend (kv, redis):
     /// publish/s single and batched, read/s, publish→wake latency, store ops per idle waiter.
     State(state_bench::Options),
+    /// SockJS through the real `sockjs` function: echo round trips over xhr-streaming and Jii
+    /// fan-out of `/v1/publish` to subscribed sessions.
+    Sockjs(sockjs_bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Command::Runner(opts) => rt.block_on(runner_bench::run(opts)),
         Command::KvEngine(opts) => rt.block_on(kv_engine::run(opts)),
         Command::State(opts) => rt.block_on(state_bench::run(opts)),
+        Command::Sockjs(opts) => rt.block_on(sockjs_bench::run(opts)),
     }
 }

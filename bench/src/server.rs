@@ -38,7 +38,10 @@ impl Runner {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        let bin = workspace_root().join("target/release/comet");
+        // COMET_BIN: another build of the same CLI (e.g. `target/release/comet-e2e-runner`).
+        let bin = std::env::var_os("COMET_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target/release/comet"));
         if !bin.exists() {
             bail!(
                 "{} missing: run `cargo build --release -p comet-runner` first",

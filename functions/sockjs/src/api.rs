@@ -114,6 +114,9 @@ async fn serve(req: Request, config: &Config, settings: &Settings) -> Result<Res
             ));
         }
         sessions.close_with(&id, code, &reason).await?;
+        // Wakes a receiver held on any instance, so it sends the close frame now.
+        let inst = instance(config).await?;
+        enqueue(&inst.log, &id, &[Queued::Wake]).await?;
         return Ok(json(StatusCode::OK, "{\"closed\":true}".into()));
     }
     let parsed: SendBody = serde_json::from_slice(&body)

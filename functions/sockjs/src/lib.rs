@@ -289,7 +289,7 @@ async fn context(config: &Config, settings: Settings, app: App) -> Result<Ctx, A
 }
 
 /// After a store failure, the next request reconnects.
-fn forget_on_store_error(e: &ApiError) {
+pub(crate) fn forget_on_store_error(e: &ApiError) {
     if e.status == StatusCode::SERVICE_UNAVAILABLE && e.code != "too_many_held_requests" {
         reset_instance();
         reset_sessions();

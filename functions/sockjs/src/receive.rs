@@ -75,9 +75,11 @@ pub(crate) async fn receive(
             return;
         }
         if let Err(e) = run(&ctx, &transport, &id, &mut out).await {
-            // Headers are gone; the protocol's way to say "server error" is a close frame.
+            // The session itself lives in the store, so a store blip must not close it: end
+            // this response and sockjs-client re-polls the same session (the next request
+            // reconnects to the store). Positions only advance after writes: nothing is lost.
             eprintln!("sockjs: session {}: {}", id.as_str(), e.message);
-            let _ = write_frame(&mut out, &transport, &frame::close(1011, "Server error")).await;
+            crate::forget_on_store_error(&e);
         }
     });
     let mut resp = http::Response::new(spin_sdk::http::box_body(body));
@@ -144,53 +146,49 @@ async fn pump<O: Out>(
     let deadline = started.saturating_add(millis(ctx.config.max_stream));
     let mut renewed = started;
     let mut written = 0usize;
+    // The record is re-read only when it may have changed: at the start, after own-queue
+    // entries (subscription changes and closes enqueue one), when a token lapses, and with
+    // each lease renewal. In between, positions advance from the batches themselves.
+    let mut refresh = true;
+    let mut subscriptions: Vec<Subscription> = Vec::new();
+    let mut next_expiry: Option<u64> = None;
     loop {
-        // Re-read every round: subscriptions change and closes arrive through other instances.
-        let record = match sessions.get(id).await? {
-            Some(r) if !r.closed => r,
-            gone => {
-                let (code, reason) = gone
-                    .and_then(|r| r.close)
-                    .unwrap_or_else(|| (3000, "Go away!".to_owned()));
-                write_frame(out, transport, &frame::close(code, &reason)).await;
-                return Ok(());
-            }
-        };
-        // Private subscriptions end with their token; the client hears why.
         let now_s = now_secs();
-        let lapsed: Vec<Channel> = record
-            .token_expiry
-            .iter()
-            .filter(|(_, until)| **until <= now_s)
-            .filter_map(|(name, _)| Channel::new(name).ok())
-            .collect();
-        if !lapsed.is_empty() {
-            sessions.unsubscribe(id, &lapsed).await?;
-            let notices: Vec<Queued> = lapsed
+        if refresh || next_expiry.is_some_and(|t| t <= now_s) {
+            let record = match sessions.get(id).await? {
+                Some(r) if !r.closed => r,
+                gone => {
+                    let (code, reason) = gone
+                        .and_then(|r| r.close)
+                        .unwrap_or_else(|| (3000, "Go away!".to_owned()));
+                    write_frame(out, transport, &frame::close(code, &reason)).await;
+                    return Ok(());
+                }
+            };
+            // Private subscriptions end with their token; the client hears why.
+            let lapsed: Vec<Channel> = record
+                .token_expiry
                 .iter()
-                .map(|c| {
-                    Queued::Message(format!(
-                        "error {}",
-                        serde_json::json!({
-                            "command": "subscribe",
-                            "code": "token_expired",
-                            "message": format!("the token for {} expired; subscribe again with a fresh one", c.as_str()),
-                        })
-                    ))
+                .filter(|(_, until)| **until <= now_s)
+                .filter_map(|(name, _)| Channel::new(name).ok())
+                .collect();
+            if !lapsed.is_empty() {
+                sessions.unsubscribe(id, &lapsed).await?;
+                let notices: Vec<Queued> = lapsed.iter().map(token_expired_notice).collect();
+                enqueue(&ctx.inst.log, id, &notices).await?;
+                continue;
+            }
+            next_expiry = record.token_expiry.values().min().copied();
+            subscriptions = record
+                .positions()
+                .into_iter()
+                .map(|(channel, pos)| Subscription {
+                    channel,
+                    start: Start::After(pos),
                 })
                 .collect();
-            enqueue(&ctx.inst.log, id, &notices).await?;
-            continue;
+            refresh = false;
         }
-        let next_expiry = record.token_expiry.values().min().copied();
-        let subscriptions: Vec<Subscription> = record
-            .positions()
-            .into_iter()
-            .map(|(channel, pos)| Subscription {
-                channel,
-                start: Start::After(pos),
-            })
-            .collect();
         let now = clock.now_ms();
         let mut wait = if transport.streams() {
             ctx.settings
@@ -229,7 +227,12 @@ async fn pump<O: Out>(
         }
         if !batch.events.is_empty() {
             sessions.advance(id, &batch.positions).await?;
+            refresh |= batch
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Message(m) if m.channel == own));
         }
+        subscriptions = batch.next_subscriptions();
         if !transport.streams() && frame.is_some() {
             return Ok(());
         }
@@ -243,8 +246,24 @@ async fn pump<O: Out>(
                 return Ok(());
             }
             renewed = now;
+            refresh = true;
         }
     }
+}
+
+/// The message telling the client a private subscription ended with its token.
+fn token_expired_notice(channel: &Channel) -> Queued {
+    Queued::Message(format!(
+        "error {}",
+        serde_json::json!({
+            "command": "subscribe",
+            "code": "token_expired",
+            "message": format!(
+                "the token for {} expired; subscribe again with a fresh one",
+                channel.as_str()
+            ),
+        })
+    ))
 }
 
 /// The SockJS messages for a batch: the own queue's messages as they are, channel messages
