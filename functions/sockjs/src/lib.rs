@@ -196,84 +196,78 @@ async fn route(
     else {
         return Ok(finish(not_found(), meta, Caching::None, false));
     };
-    let query = Query::parse(req.uri().query().unwrap_or(""));
-    let (receive_as, allow) = match *name {
-        "xhr" => (Some(Transport::XhrPolling), "POST, OPTIONS"),
-        "xhr_streaming" => (Some(Transport::XhrStreaming), "POST, OPTIONS"),
-        "xhr_send" | "jsonp_send" => (None, "POST, OPTIONS"),
-        "eventsource" => (Some(Transport::EventSource), "GET"),
-        "htmlfile" | "jsonp" => (None, "GET"),
+    let takes = match *name {
+        "xhr" | "xhr_streaming" | "xhr_send" | "jsonp_send" => Method::POST,
+        "eventsource" | "htmlfile" | "jsonp" => Method::GET,
         _ => return Ok(finish(not_found(), meta, Caching::Year, false)),
     };
-    let wanted = if allow == "GET" {
-        Method::GET
-    } else {
-        Method::POST
-    };
-    if method == Method::OPTIONS && allow != "GET" {
+    if takes == Method::POST && method == Method::OPTIONS {
         return Ok(preflight(meta, "OPTIONS, POST"));
     }
-    if method != wanted {
+    if method != takes {
+        let allow = if takes == Method::GET {
+            "GET"
+        } else {
+            "POST, OPTIONS"
+        };
         return Ok(method_not_allowed(meta, allow));
     }
-    let transport = match (*name, receive_as) {
-        (_, Some(t)) => Some(t),
-        ("htmlfile" | "jsonp", None) => {
-            let max = if *name == "jsonp" {
+    let query = Query::parse(req.uri().query().unwrap_or(""));
+    let op = match *name {
+        "xhr" => SessionOp::Receive(Transport::XhrPolling),
+        "xhr_streaming" => SessionOp::Receive(Transport::XhrStreaming),
+        "eventsource" => SessionOp::Receive(Transport::EventSource),
+        "htmlfile" | "jsonp" => {
+            let jsonp = *name == "jsonp";
+            let max = if jsonp {
                 JSONP_CALLBACK_MAX
             } else {
                 HTMLFILE_CALLBACK_MAX
             };
-            let callback = query.get("c").or_else(|| query.get("callback"));
-            let Some(callback) = callback else {
-                return Ok(finish(
-                    text_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "callback_required",
-                        "\"callback\" parameter required",
-                    ),
-                    meta,
-                    Caching::None,
-                    true,
-                ));
+            let callback = match callback(&query, max) {
+                Ok(c) => c,
+                Err((code, text)) => {
+                    let refused = text_error(StatusCode::INTERNAL_SERVER_ERROR, code, text);
+                    return Ok(finish(refused, meta, Caching::None, true));
+                }
             };
-            if !valid_callback(callback, max) {
-                return Ok(finish(
-                    text_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "invalid_callback",
-                        "invalid \"callback\" parameter",
-                    ),
-                    meta,
-                    Caching::None,
-                    true,
-                ));
-            }
-            let callback = callback.to_owned();
-            Some(if *name == "jsonp" {
+            SessionOp::Receive(if jsonp {
                 Transport::Jsonp { callback }
             } else {
                 Transport::HtmlFile { callback }
             })
         }
-        _ => None,
+        "xhr_send" => SessionOp::Send(SendKind::Xhr),
+        _ => SessionOp::Send(SendKind::Jsonp),
     };
     let ctx = Rc::new(context(config, settings, app).await?);
-    let resp = match transport {
-        Some(transport) => {
-            let answer = receive::receive(ctx, transport, id).await;
-            answer.inspect_err(forget_on_store_error)?
-        }
-        None => {
-            let kind = if *name == "xhr_send" {
-                SendKind::Xhr
-            } else {
-                SendKind::Jsonp
-            };
-            send::send(&ctx, kind, &id, req).await
-        }
+    let resp = match op {
+        SessionOp::Receive(transport) => receive::receive(ctx, transport, id)
+            .await
+            .inspect_err(forget_on_store_error)?,
+        SessionOp::Send(kind) => send::send(&ctx, kind, &id, req).await,
     };
     Ok(finish(resp, meta, Caching::None, true))
+}
+
+/// What a session URL asks for.
+enum SessionOp {
+    /// A receiving request on this transport.
+    Receive(Transport),
+    /// `xhr_send` or `jsonp_send`.
+    Send(SendKind),
+}
+
+/// The `c=` (or `callback=`) name of an htmlfile/jsonp request, or SockJS's refusal (code,
+/// text).
+fn callback(query: &Query, max: usize) -> Result<String, (&'static str, &'static str)> {
+    let Some(callback) = query.get("c").or_else(|| query.get("callback")) else {
+        return Err(("callback_required", "\"callback\" parameter required"));
+    };
+    if !valid_callback(callback, max) {
+        return Err(("invalid_callback", "invalid \"callback\" parameter"));
+    }
+    Ok(callback.to_owned())
 }
 
 async fn context(config: &Config, settings: Settings, app: App) -> Result<Ctx, ApiError> {
