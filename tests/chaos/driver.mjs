@@ -596,12 +596,15 @@ function report(scenario, published, verdicts, extra = '', failures = []) {
 async function drain(subs, publisher, ms) {
   const want = publisher.count;
   const max = Math.max(...publisher.acked);
-  const deadline = Date.now() + ms;
+  const t0 = Date.now();
+  const deadline = t0 + ms;
+  let pending = subs;
   while (Date.now() < deadline) {
-    const ready = subs.every((s) => (s instanceof SockjsSub ? Math.max(0, ...s.ns()) >= max : new Set(s.ns()).size >= want));
-    if (ready) break;
+    pending = subs.filter((s) => !(s instanceof SockjsSub ? Math.max(0, ...s.ns()) >= max : new Set(s.ns()).size >= want));
+    if (!pending.length) break;
     await sleep(250);
   }
+  log(`drain: ${((Date.now() - t0) / 1000).toFixed(1)} s${pending.length ? `, still missing: ${pending.map((s) => s.name).join(',')}` : ''}`);
   await sleep(1500); // late duplicates would show up here
   for (const s of subs) s.stop();
 }
@@ -930,10 +933,13 @@ async function soak() {
   });
   const running = subs.map((s) => s.run(deadline));
   let published = 0;
-  const pubs = chans.map((c) => new Publisher({ urls: [runner.url], channel: c, scenario: name, errors, batch: 50, intervalMs: 0 }));
-  const per = Math.ceil(TOTAL / CHANNELS);
-  // A few publishers at a time keep the load modest.
+  // A few publishers at a time, paced at SOAK_RATE messages/s overall, keep the load modest
+  // and make the run last long enough for the subscribers to churn.
   const lanes = 4;
+  const RATE = Number(process.env.SOAK_RATE ?? 500);
+  const pubs = chans.map((c) => new Publisher({ urls: [runner.url], channel: c, scenario: name, errors, batch: 50,
+    intervalMs: Math.round((lanes * 50 * 1000) / RATE) }));
+  const per = Math.ceil(TOTAL / CHANNELS);
   await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
     for (let i = lane; i < pubs.length; i += lanes) {
       await pubs[i].run({ untilMs: deadline, maxCount: per, retryDeadlineMs: 30000 });
