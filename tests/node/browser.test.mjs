@@ -2,29 +2,15 @@
 // from a different origin than Comet, which subscribes with the browser's own EventSource and
 // with a fetch long-poll loop. Node publishes; the page must see every message, in order.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import { BACKENDS, sleep, startComet, uniqueChannel } from './support/server.mjs';
+import { SHOTS, launchChromium } from './support/chromium.mjs';
 
-import { BACKENDS, repoRoot, sleep, startComet, uniqueChannel } from './support/server.mjs';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const SHOTS = path.join(repoRoot, 'target', 'node-tests');
 const PAGE = readFileSync(
   path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'page.html'),
 );
@@ -66,7 +52,7 @@ async function waitInPage(page, fn, { timeoutMs = 15000, describe } = {}) {
 
 describe('headless Chromium: EventSource + long-poll, cross-origin', () => {
   let context;
-  let userDataDir;
+  let browser;
   let pageServer;
 
   // A setup failure (e.g. no Chromium) is reported by every test as a failure, never a skip:
@@ -74,28 +60,16 @@ describe('headless Chromium: EventSource + long-poll, cross-origin', () => {
   let setupError;
   before(async () => {
     try {
-      if (!existsSync(CHROMIUM)) {
-        throw new Error(
-          `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-        );
-      }
-      userDataDir = mkdtempSync(path.join(tmpdir(), 'comet-chromium-'));
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1100, height: 760 },
-      });
+      browser = await launchChromium({ width: 1100, height: 760 });
+      context = browser.context;
       pageServer = await startPageServer();
-      mkdirSync(SHOTS, { recursive: true });
     } catch (e) {
       setupError = e;
     }
   });
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await pageServer?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   /** Opens the page for `comet` + `channel` and waits until both transports are positioned. */

@@ -9,29 +9,15 @@
 // - `reset` when retention dropped what the client missed;
 // - the demo page (client/demo/index.html), screenshot in target/node-tests/client-demo.png.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { BACKENDS, nodeTestsDir, repoRoot, sleep, startComet, uniqueChannel } from './support/server.mjs';
+import { SHOTS, launchChromium } from './support/chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const SHOTS = path.join(repoRoot, 'target', 'node-tests');
 const CLIENT_DIR = path.join(repoRoot, 'client');
 const PAGE = readFileSync(path.join(nodeTestsDir, 'support', 'client-page.html'));
 const SOCKJS_JS = path.join(nodeTestsDir, 'node_modules', 'sockjs-client', 'dist', 'sockjs.min.js');
@@ -116,30 +102,22 @@ async function startProxy(targetUrl) {
 
 describe('Comet browser client (client/comet.js) in headless Chromium, cross-origin', () => {
   let context;
-  let userDataDir;
+  let browser;
   let pageServer;
   let setupError;
 
   before(async () => {
     try {
-      if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install it or set CHROMIUM_PATH`);
-      userDataDir = mkdtempSync(path.join(tmpdir(), 'comet-chromium-'));
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1000, height: 700 },
-      });
+      browser = await launchChromium({ width: 1000, height: 700 });
+      context = browser.context;
       pageServer = await startPageServer();
-      mkdirSync(SHOTS, { recursive: true });
     } catch (e) {
       setupError = e;
     }
   });
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await pageServer?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   /** A fresh test page; its clients are closed and the page is closed when `t` ends. */

@@ -9,36 +9,21 @@
 // - spin.toml (/comet, the Jii-comet protocol): `subscribe <ch>`, then messages published over
 //   /v1/publish arrive as `channel <ch> <data>`, in order; `action` replies carry requestUid.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
-
 import {
   BACKENDS,
   nodeTestsDir,
-  repoRoot,
   sleep,
   startComet,
   uniqueChannel,
 } from './support/server.mjs';
+import { SHOTS, launchChromium } from './support/chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const SHOTS = path.join(repoRoot, 'target', 'node-tests');
 const PAGE = readFileSync(
   path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'sockjs-page.html'),
 );
@@ -134,7 +119,7 @@ async function startPageServer() {
 
 describe(`sockjs-client ${SOCKJS_VERSION} in headless Chromium, cross-origin`, () => {
   let context;
-  let userDataDir;
+  let browser;
   let pageServer;
 
   // A setup failure (e.g. no Chromium) fails every test, never skips: CI installs Chromium.
@@ -143,28 +128,16 @@ describe(`sockjs-client ${SOCKJS_VERSION} in headless Chromium, cross-origin`, (
     try {
       const installed = JSON.parse(readFileSync(path.join(SOCKJS_DIR, 'package.json'), 'utf8'));
       assert.equal(installed.version, SOCKJS_VERSION, 'node_modules/sockjs-client version');
-      if (!existsSync(CHROMIUM)) {
-        throw new Error(
-          `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-        );
-      }
-      userDataDir = mkdtempSync(path.join(tmpdir(), 'comet-chromium-'));
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1100, height: 900 },
-      });
+      browser = await launchChromium({ width: 1100, height: 900 });
+      context = browser.context;
       pageServer = await startPageServer();
-      mkdirSync(SHOTS, { recursive: true });
     } catch (e) {
       setupError = e;
     }
   });
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await pageServer?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   /**
