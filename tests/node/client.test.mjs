@@ -54,15 +54,42 @@ async function startPageServer() {
  * A TCP proxy browser → runner on a fixed port: kill() destroys every connection, freeze()
  * silently stops forwarding on the current ones (a dead stream), stop()/start() refuse/accept.
  */
+/**
+ * The length of the first complete HTTP/1.1 response in `buf` (by Content-Length, or up to
+ * the end of a chunked body), 0 if it is not complete yet.
+ */
+function completeResponse(buf) {
+  const headEnd = buf.indexOf('\r\n\r\n');
+  if (headEnd < 0) return 0;
+  const head = buf.subarray(0, headEnd).toString('latin1');
+  const bodyStart = headEnd + 4;
+  const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+  if (length) return buf.length >= bodyStart + Number(length[1]) ? bodyStart + Number(length[1]) : 0;
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+    const end = buf.indexOf('\r\n0\r\n\r\n', bodyStart - 2);
+    return end < 0 ? 0 : end + 7;
+  }
+  return /^HTTP\/1\.1 (1\d\d|204|304)/.test(head) ? bodyStart : 0;
+}
+
 async function startProxy(targetUrl) {
   const target = new URL(targetUrl);
   const pairs = new Set();
   const onConn = (c) => {
     const u = net.connect(Number(target.port), target.hostname);
-    const pair = { c, u, frozen: false };
+    const pair = { c, u, frozen: false, held: Buffer.alloc(0) };
     pairs.add(pair);
     c.on('data', (d) => !pair.frozen && u.write(d));
-    u.on('data', (d) => !pair.frozen && c.write(d));
+    u.on('data', (d) => {
+      if (pair.frozen) return;
+      if (!proxy.buffering) return c.write(d);
+      // A buffering proxy: each response reaches the browser only once it is complete.
+      pair.held = Buffer.concat([pair.held, d]);
+      for (let n = completeResponse(pair.held); n > 0; n = completeResponse(pair.held)) {
+        c.write(pair.held.subarray(0, n));
+        pair.held = pair.held.subarray(n);
+      }
+    });
     const end = () => {
       pairs.delete(pair);
       c.destroy();
@@ -77,6 +104,7 @@ async function startProxy(targetUrl) {
   const proxy = {
     url: `http://127.0.0.1:${port}`,
     kills: 0,
+    buffering: false,
     kill() {
       proxy.kills++;
       for (const p of [...pairs]) {
@@ -362,6 +390,30 @@ describe('Comet browser client (client/comet.js) in headless Chromium, cross-ori
         await page.evaluate(() => window.clients.s.send('not-allowed', 'x'));
         const r2 = await waitRec(page, 's', (r) => r.errors.length >= 1, 'refusal error');
         assert.ok(r2.errors[0].code, JSON.stringify(r2.errors));
+      });
+
+      test('a buffering proxy: streams show nothing, the client falls back to long-poll and loses nothing', TEST_OPTS, async (t) => {
+        const { page } = await newPage(t);
+        const proxy = await startProxy(comet.url);
+        t.after(() => proxy.stop());
+        proxy.buffering = true;
+        const channel = uniqueChannel('client-buffered');
+        await startClient(page, 'b', {
+          url: proxy.url,
+          transports: ['sse', 'stream', 'poll'],
+          channels: [channel],
+          firstByteTimeout: 1500,
+          pollTimeout: 1,
+          backoff: { initial: 100, max: 300 },
+        });
+        const opened = await waitRec(page, 'b', (r) => r.opens.length >= 1, 'open through the buffering proxy', 15000);
+        assert.equal(opened.opens[0].transport, 'poll', JSON.stringify(opened.events));
+        const codes = opened.errors.map((e) => e.code);
+        assert.ok(codes.includes('no_first_byte'), `buffering detected: ${JSON.stringify(codes)}`);
+        for (const n of range(1, 10)) await comet.publish(channel, { n });
+        const r = await waitRec(page, 'b', (r) => r.msgs.length >= 10, '10 messages by long-poll', 15000);
+        assertExactly(r, range(1, 10), 'through a buffering proxy');
+        assert.equal(await page.evaluate(() => window.clients.b.transport), 'poll');
       });
 
       test('reset: messages dropped by retention while offline are surfaced, then newer ones follow', TEST_OPTS, async (t) => {
