@@ -209,14 +209,9 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
             let mut values = self.kv.get_many(&keys).await?.into_iter();
             let current = values.next().flatten();
             let lease = values.next().flatten();
-            let now = self.clock.now_ms();
             if let Some(raw) = &current {
                 let record = decode(&keys[0], raw)?;
-                let recent = now.saturating_sub(record.seen) <= self.window_ms();
-                let leased = lease
-                    .as_deref()
-                    .and_then(parse_lease)
-                    .is_some_and(|(until, who)| until > now && !who.is_empty());
+                let (recent, leased) = self.recent_or_leased(&record, lease.as_deref());
                 if record.closed && recent {
                     let (code, reason) = record
                         .close
@@ -384,24 +379,35 @@ impl<K: KvOps, C: Clock> Sessions<K, C> {
     /// # Errors
     /// [`StateError::Store`] when the store fails.
     pub async fn is_alive(&self, id: &SessionId) -> Result<bool, StateError> {
+        Ok(self.status(id).await?.is_some_and(|(_, alive)| alive))
+    }
+
+    /// The session's record and whether it is alive (see [`Sessions::is_alive`]), in one
+    /// store round trip; `None` if there is no record.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] / [`StateError::Corrupt`] when the store fails or holds garbage.
+    pub async fn status(&self, id: &SessionId) -> Result<Option<(Session, bool)>, StateError> {
         let keys = [id.key("session"), id.key("lease")];
         let mut values = self.kv.get_many(&keys).await?.into_iter();
         let Some(Some(raw)) = values.next() else {
-            return Ok(false);
+            return Ok(None);
         };
         let session = decode(&keys[0], &raw)?;
-        if session.closed {
-            return Ok(false);
-        }
+        let (recent, leased) = self.recent_or_leased(&session, values.next().flatten().as_deref());
+        let alive = !session.closed && (recent || leased);
+        Ok(Some((session, alive)))
+    }
+
+    /// Whether `session` was seen within disconnect delay + grace, and whether `lease` is an
+    /// unexpired lease of some receiver.
+    fn recent_or_leased(&self, session: &Session, lease: Option<&[u8]>) -> (bool, bool) {
         let now = self.clock.now_ms();
-        let window = self.config.disconnect_delay + self.config.grace;
-        let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let leased = values
-            .next()
-            .flatten()
-            .and_then(|v| parse_lease(&v))
+        let recent = now.saturating_sub(session.seen) <= self.window_ms();
+        let leased = lease
+            .and_then(parse_lease)
             .is_some_and(|(expires, holder)| expires > now && !holder.is_empty());
-        Ok(leased || now.saturating_sub(session.seen) <= window)
+        (recent, leased)
     }
 
     /// Takes the receive lease for `holder` (a request id) for `ttl`; `false` if another

@@ -58,15 +58,10 @@ pub(crate) async fn send(ctx: &Ctx, kind: SendKind, id: &SessionId, req: Request
             "Message too large.",
         );
     }
-    match ctx.sessions.get(id).await {
-        Ok(None) => return crate::respond::not_found(),
-        Ok(Some(record)) if record.closed => return accepted(kind),
-        Ok(Some(_)) => {}
-        Err(e) => return store_failure(&e.into()),
-    }
-    match ctx.sessions.is_alive(id).await {
-        Ok(true) => {}
-        Ok(false) => return crate::respond::not_found(),
+    match ctx.sessions.status(id).await {
+        Ok(Some((record, _))) if record.closed => return accepted(kind),
+        Ok(Some((_, true))) => {}
+        Ok(None | Some((_, false))) => return crate::respond::not_found(),
         Err(e) => return store_failure(&e.into()),
     }
     if let Err(e) = ctx.app.on_messages(ctx, id, messages).await {
