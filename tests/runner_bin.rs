@@ -2,5 +2,6 @@
 //! build's features; identical to `target/release/comet`.
 
 fn main() -> anyhow::Result<()> {
+    comet_runner::malloc::limit_malloc_arenas();
     comet_runner::main_entry()
 }

@@ -558,6 +558,11 @@ pub fn engine(cache_dir: &Path) -> Result<Engine> {
     let mut cache = wasmtime::CacheConfig::new();
     cache.with_directory(cache_dir);
     config.cache(Some(wasmtime::Cache::new(cache).map_err(wasmtime_error)?));
+    // `COMET_PROFILE=perfmap`: name JIT code in /tmp/perf-<pid>.map so `perf report` shows
+    // guest functions (how bench/RESULTS.md's profiles were taken).
+    if std::env::var("COMET_PROFILE").is_ok_and(|v| v == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(wasmtime_error)
 }
 

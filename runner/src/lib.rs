@@ -14,6 +14,7 @@ mod app;
 mod build;
 mod host;
 pub mod kv;
+pub mod malloc;
 mod manifest;
 mod metrics;
 mod outbound;

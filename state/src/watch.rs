@@ -34,10 +34,20 @@ pub struct WatchStats {
     pub store_ops: u64,
     /// Waiters woken because a channel of theirs moved.
     pub wakeups: u64,
+    /// Reads of woken waiters answered by another waiter's read of the same tick instead of
+    /// asking the store again (a publish wakes every waiter of a channel at once, and they
+    /// all read the same thing).
+    pub joined_reads: u64,
 }
 
 const NEWS: u8 = 1;
 const LEAD: u8 = 2;
+
+fn deadline_after<C: Clock>(clock: &C, timeout: Duration) -> u64 {
+    clock
+        .now_ms()
+        .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// One registered waiter: its channels with the heads it has already seen.
 struct Slot {
@@ -74,6 +84,52 @@ struct State {
     leader: Option<u64>,
     last_heads: HashMap<Channel, u64>,
     interval: Duration,
+    /// Reads in flight, for identical reads to join.
+    reads: Vec<Rc<SharedRead>>,
+    /// Ticks that saw a head move so far; names the current one.
+    generation: u64,
+    /// Answers read by waiters woken in the current generation, for the others it woke.
+    woken_reads: Vec<(u64, Vec<Subscription>, usize, Batch)>,
+}
+
+/// A store read in flight that identical reads wait for instead of repeating it.
+struct SharedRead {
+    /// The tick generation when it began: only waiters woken at or before it may join.
+    generation: u64,
+    subscriptions: Vec<Subscription>,
+    limit: usize,
+    outcome: RefCell<Option<Result<Batch, StateError>>>,
+    joiners: RefCell<Vec<WakeFn>>,
+}
+
+impl std::fmt::Debug for SharedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRead")
+            .field("subscriptions", &self.subscriptions)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ends a shared read, whether it finished or its reader was cancelled: it leaves the
+/// in-flight list and its joiners wake (with no outcome they read for themselves).
+struct ReadInFlight<'a> {
+    watcher: &'a Watcher,
+    read: Rc<SharedRead>,
+}
+
+impl Drop for ReadInFlight<'_> {
+    fn drop(&mut self) {
+        self.watcher
+            .state
+            .borrow_mut()
+            .reads
+            .retain(|r| !Rc::ptr_eq(r, &self.read));
+        let joiners = std::mem::take(&mut *self.read.joiners.borrow_mut());
+        for fire in joiners {
+            fire();
+        }
+    }
 }
 
 /// The instance-shared watcher; keep one per instance (e.g. in a `thread_local!`/static
@@ -145,23 +201,65 @@ impl Watcher {
         limit: usize,
         timeout: Duration,
     ) -> Result<Batch, StateError> {
-        let deadline = clock
-            .now_ms()
-            .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
-        let mut subs = subscriptions.to_vec();
+        let deadline = deadline_after(clock, timeout);
+        let batch = self
+            .read_joined(log, clock, subscriptions, limit, None)
+            .await?;
+        self.wait_past(log, clock, batch, limit, deadline).await
+    }
+
+    /// Like [`Watcher::wait`], continuing from `last`, a batch this caller has just read and
+    /// delivered: no store read comes first, because the watcher compares the channels' heads
+    /// against `last`'s positions anyway. A stream pump saves one read per delivery this way.
+    ///
+    /// # Errors
+    /// [`StateError::Store`] when the store fails.
+    pub async fn wait_after<L: Log, C: Clock>(
+        &self,
+        log: &L,
+        clock: &C,
+        last: &Batch,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Batch, StateError> {
+        if last.more {
+            // A backlog is waiting: read it now.
+            return self
+                .wait(log, clock, &last.next_subscriptions(), limit, timeout)
+                .await;
+        }
+        let deadline = deadline_after(clock, timeout);
+        let positions = Batch {
+            events: Vec::new(),
+            positions: last.positions.clone(),
+            more: false,
+        };
+        self.wait_past(log, clock, positions, limit, deadline).await
+    }
+
+    /// Returns `batch` if it has events or time is up; otherwise waits for a head to move
+    /// past its positions and reads again.
+    async fn wait_past<L: Log, C: Clock>(
+        &self,
+        log: &L,
+        clock: &C,
+        mut batch: Batch,
+        limit: usize,
+        deadline: u64,
+    ) -> Result<Batch, StateError> {
         loop {
-            let batch = log.read(&subs, limit).await?;
             let now = clock.now_ms();
             if !batch.events.is_empty() || now >= deadline {
                 return Ok(batch);
             }
-            subs = batch.next_subscriptions();
+            let subs = batch.next_subscriptions();
             if batch.more {
                 // A publish is between its increment and its write: it lands in
                 // microseconds, or a reader tombstones it after the grace period.
                 clock
                     .sleep(IN_FLIGHT_RETRY.min(Duration::from_millis(deadline - now)))
                     .await;
+                batch = self.read_joined(log, clock, &subs, limit, None).await?;
                 continue;
             }
             let seen: Vec<(Channel, u64)> = batch
@@ -176,7 +274,105 @@ impl Watcher {
                     more: false,
                 });
             }
+            let generation = self.state.borrow().generation;
+            batch = self
+                .read_joined(log, clock, &subs, limit, Some(generation))
+                .await?;
         }
+    }
+
+    /// Reads `subscriptions` for a waiter; waiters woken by the same tick share one store read.
+    ///
+    /// A publish wakes all waiters of a channel in the same tick, and they ask for the same
+    /// positions. `woken` is the tick generation that woke the caller: it may take the answer
+    /// another waiter of that tick already got, or join one such read still in flight (Redis
+    /// reads suspend; KV reads complete at once, hence the answers kept per tick). Either
+    /// answer was read after the heads that woke the caller, so it holds what they announced.
+    /// A caller that was not woken (`None`: a new request, a retry) always asks the store
+    /// itself, so it sees everything published before it asked.
+    async fn read_joined<L: Log, C: Clock>(
+        &self,
+        log: &L,
+        clock: &C,
+        subscriptions: &[Subscription],
+        limit: usize,
+        woken: Option<u64>,
+    ) -> Result<Batch, StateError> {
+        let Some(generation) = woken else {
+            return log.read(subscriptions, limit).await;
+        };
+        if subscriptions
+            .iter()
+            .any(|s| matches!(s.start, crate::log::Start::Now))
+        {
+            return log.read(subscriptions, limit).await;
+        }
+        let cached = self
+            .state
+            .borrow()
+            .woken_reads
+            .iter()
+            .find(|(g, subs, l, _)| *g == generation && *l == limit && subs == subscriptions)
+            .map(|(_, _, _, batch)| batch.clone());
+        if let Some(batch) = cached {
+            self.count_joined();
+            return Ok(batch);
+        }
+        let in_flight = self
+            .state
+            .borrow()
+            .reads
+            .iter()
+            .find(|r| {
+                r.generation >= generation && r.limit == limit && r.subscriptions == subscriptions
+            })
+            .cloned();
+        if let Some(read) = in_flight {
+            let (fire, fired) = clock.wake_pair();
+            read.joiners.borrow_mut().push(fire);
+            fired.await;
+            let outcome = read.outcome.borrow().clone();
+            if let Some(outcome) = outcome {
+                self.count_joined();
+                return outcome;
+            }
+            // The reader was cancelled before it got an answer: read ourselves.
+        }
+        let read = Rc::new(SharedRead {
+            generation: self.state.borrow().generation,
+            subscriptions: subscriptions.to_vec(),
+            limit,
+            outcome: RefCell::new(None),
+            joiners: RefCell::new(Vec::new()),
+        });
+        self.state.borrow_mut().reads.push(read.clone());
+        let in_flight = ReadInFlight {
+            watcher: self,
+            read: read.clone(),
+        };
+        let outcome = log.read(subscriptions, limit).await;
+        *read.outcome.borrow_mut() = Some(outcome.clone());
+        drop(in_flight);
+        if let Ok(batch) = &outcome {
+            let mut st = self.state.borrow_mut();
+            // Kept for the tick the read began after, while it is still the latest; a `more`
+            // answer is not kept (its reader retries in a moment).
+            if st.generation == read.generation && !batch.more {
+                st.woken_reads.push((
+                    read.generation,
+                    subscriptions.to_vec(),
+                    limit,
+                    batch.clone(),
+                ));
+            }
+        }
+        outcome
+    }
+
+    fn count_joined(&self) {
+        let mut stats = self.stats.get();
+        stats.joined_reads += 1;
+        self.stats.set(stats);
     }
 
     /// Waits until the head of one of `seen`'s channels differs from the value given, or
@@ -270,6 +466,7 @@ impl Watcher {
             current.insert(c, h);
         }
         st.last_heads = current.iter().map(|(c, h)| ((*c).clone(), *h)).collect();
+
         st.interval = if moved {
             self.config.min_interval
         } else {
@@ -286,6 +483,11 @@ impl Watcher {
             })
             .cloned()
             .collect();
+        if !woken.is_empty() {
+            // The answers these waiters read name this tick; older ones are not fresh enough.
+            st.generation += 1;
+            st.woken_reads.clear();
+        }
         drop(st);
         stats.wakeups += woken.len() as u64;
         self.stats.set(stats);

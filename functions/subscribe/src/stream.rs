@@ -136,7 +136,7 @@ async fn start(
 async fn pump<S>(
     inst: &Rc<Instance>,
     config: &Config,
-    mut subs: Vec<Subscription>,
+    subs: Vec<Subscription>,
     mut before: Cursor,
     token_expires: Option<u64>,
     framer: Framer,
@@ -152,6 +152,7 @@ where
         deadline = deadline.min(exp.saturating_mul(1000));
     }
     let mut opened = false;
+    let mut last: Option<comet_state::Batch> = None;
     loop {
         let now = clock.now_ms();
         if now >= deadline {
@@ -162,12 +163,14 @@ where
         } else {
             Duration::ZERO
         };
-        let batch = if opened {
-            inst.watcher
-                .wait(&inst.log, &clock, &subs, config.read_limit, wait)
-                .await?
-        } else {
-            inst.log.read(&subs, config.read_limit).await?
+        let batch = match &last {
+            // What was just sent tells the watcher where this stream stands: no re-read.
+            Some(last) => {
+                inst.watcher
+                    .wait_after(&inst.log, &clock, last, config.read_limit, wait)
+                    .await?
+            }
+            None => inst.log.read(&subs, config.read_limit).await?,
         };
         let cursors = framing::event_cursors(&before, &batch.positions, &batch.events);
         let mut chunk = String::new();
@@ -175,7 +178,6 @@ where
             chunk.push_str(&framer(Frame::Event(event, cursor)));
         }
         before = batch.cursor();
-        subs = batch.next_subscriptions();
         let current = before.encode();
         if !opened {
             chunk.push_str(&framer(Frame::Ready(&current)));
@@ -187,10 +189,13 @@ where
             // The client went away: a normal end, not an error.
             return Ok(());
         }
-        if batch.more {
-            // The backlog is longer than one read: keep going without waiting.
-            continue;
-        }
+        // Positions only: a held stream keeps no payloads. `more` makes the next wait read
+        // the rest of a backlog at once.
+        last = Some(comet_state::Batch {
+            events: Vec::new(),
+            positions: batch.positions,
+            more: batch.more,
+        });
     }
 }
 

@@ -229,3 +229,59 @@ async fn redis_heads_agree_in_single_node_and_cluster_modes() {
     );
     assert_eq!(single, [2, 1, 0]);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_woken_together_share_one_read() {
+    // Redis reads are real round trips, so the woken waiters' reads overlap in time.
+    let env = redis_env(LogConfig::default()).await;
+    let c = env.ch("joined");
+    let watcher = Watcher::new(WatchConfig::REDIS);
+    let subs = vec![sub(&c, Start::Now)];
+    let first = watcher
+        .wait(&env.log, &env.clock, &subs, 10, Duration::ZERO)
+        .await
+        .expect("position");
+    let subs = first.next_subscriptions();
+    let waiters =
+        (0..50).map(|_| watcher.wait(&env.log, &env.clock, &subs, 10, Duration::from_secs(5)));
+    let publisher = async {
+        env.clock.sleep(Duration::from_millis(50)).await;
+        env.log.publish(&[msg(&c, "7")]).await.expect("publish");
+    };
+    let (batches, ()) = futures::join!(futures::future::join_all(waiters), publisher);
+    for b in batches {
+        assert_eq!(summary(&b.expect("wait")), ["joined#1=7"]);
+    }
+    let joined = watcher.stats().joined_reads;
+    assert!(
+        joined >= 25,
+        "50 waiters woken by one publish should mostly share reads, {joined} joined"
+    );
+    assert_eq!(watcher.waiters(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_read_never_takes_an_answer_kept_for_woken_waiters() {
+    let env = kv_env(LogConfig::default());
+    let c = env.ch("ryw");
+    let watcher = Watcher::new(WatchConfig::KV);
+    let first = watcher
+        .wait(&env.log, &env.clock, &[sub(&c, Start::Now)], 10, Duration::ZERO)
+        .await
+        .expect("position");
+    let subs = first.next_subscriptions();
+    let waiter = watcher.wait(&env.log, &env.clock, &subs, 10, Duration::from_secs(5));
+    let publisher = async {
+        env.clock.sleep(Duration::from_millis(50)).await;
+        env.log.publish(&[msg(&c, "1")]).await.expect("publish");
+    };
+    let (woken, ()) = futures::join!(waiter, publisher);
+    assert_eq!(summary(&woken.expect("wait")), ["ryw#1=1"]);
+    // The woken waiter's answer ([1]) is kept for its tick; a publish lands after it.
+    env.log.publish(&[msg(&c, "2")]).await.expect("publish");
+    let fresh = watcher
+        .wait(&env.log, &env.clock, &subs, 10, Duration::ZERO)
+        .await
+        .expect("read");
+    assert_eq!(summary(&fresh), ["ryw#1=1", "ryw#2=2"], "read-your-writes");
+}
