@@ -266,7 +266,13 @@ async fn a_new_read_never_takes_an_answer_kept_for_woken_waiters() {
     let c = env.ch("ryw");
     let watcher = Watcher::new(WatchConfig::KV);
     let first = watcher
-        .wait(&env.log, &env.clock, &[sub(&c, Start::Now)], 10, Duration::ZERO)
+        .wait(
+            &env.log,
+            &env.clock,
+            &[sub(&c, Start::Now)],
+            10,
+            Duration::ZERO,
+        )
         .await
         .expect("position");
     let subs = first.next_subscriptions();
