@@ -83,6 +83,20 @@ impl Conn {
     }
 }
 
+/// One sample of the runner's admin `/metrics` (a Prometheus line `name value`).
+///
+/// # Errors
+/// The admin port does not answer 200 or has no such sample.
+pub async fn admin_metric(admin: &str, name: &str) -> Result<f64> {
+    let (status, body) = get_once(admin, "/metrics").await?;
+    anyhow::ensure!(status == 200, "admin /metrics: {status}");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("{name} not in /metrics"))
+}
+
 /// One-shot GET on a fresh connection.
 ///
 /// # Errors

@@ -4,12 +4,24 @@ use std::time::Duration;
 
 /// Resident set size of `pid` in bytes (`VmRSS`), 0 if unreadable.
 pub fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+    kib_field(&format!("/proc/{pid}/status"), "VmRSS:") * 1024
+}
+
+/// Proportional set size of `pid` in bytes, 0 if unreadable: shared pages are split among
+/// the processes sharing them, so summing it over Nginx's workers counts its shared memory
+/// once (`VmRSS` would count it per worker).
+pub fn pss_bytes(pid: u32) -> u64 {
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:") * 1024
+}
+
+/// A `Name:   123 kB` line of a `/proc` file, in KiB (0 if absent).
+fn kib_field(path: &str, name: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// User + system CPU time consumed by `pid` so far.

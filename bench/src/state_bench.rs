@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::client::{Conn, addr_of, get_once};
+use crate::client::{Conn, addr_of, admin_metric};
 use crate::proc_stats::{cpu_time, self_cpu_time};
 use crate::runner_bench::pct;
 use crate::server::{Runner, workspace_root};
@@ -418,13 +418,7 @@ impl Bench<'_> {
     }
 
     async fn metric(&self, name: &str) -> Result<f64> {
-        let (status, body) = get_once(&self.admin, "/metrics").await?;
-        ensure!(status == 200, "admin /metrics: {status}");
-        let text = String::from_utf8_lossy(&body);
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("{name} not in /metrics"))
+        admin_metric(&self.admin, name).await
     }
 
     /// Waits until at least `n` requests are inside components.
@@ -646,7 +640,11 @@ fn redis_pid(url: &str) -> Result<u32> {
         .context("no process_id in INFO server: is Redis running?")
 }
 
-fn redis_commands(url: &str) -> Result<f64> {
+/// Redis's server-wide command counter (`INFO stats`), for store operations per figure.
+///
+/// # Errors
+/// `redis-cli` fails or the field is missing.
+pub fn redis_commands(url: &str) -> Result<f64> {
     let info = redis_cli(url, &["INFO", "stats"])?;
     info_field(&info, "total_commands_processed")
         .and_then(|v| v.parse().ok())

@@ -301,12 +301,6 @@ impl Watcher {
         let Some(generation) = woken else {
             return log.read(subscriptions, limit).await;
         };
-        if subscriptions
-            .iter()
-            .any(|s| matches!(s.start, crate::log::Start::Now))
-        {
-            return log.read(subscriptions, limit).await;
-        }
         let cached = self
             .state
             .borrow()

@@ -3,16 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::json;
 
 use super::table::Target;
 use super::{KEY, Options};
-use crate::client::{Conn, addr_of, get_once};
+use crate::client::{Conn, addr_of, admin_metric};
 use crate::loadgen::unix_micros;
 use crate::nchan::Nginx;
-use crate::proc_stats::cpu_time;
+use crate::proc_stats::{cpu_time, pss_bytes};
 use crate::server::{Runner, workspace_root};
+use crate::state_bench::redis_commands;
 
 /// A server under test, started fresh for one scenario.
 pub(super) enum Server {
@@ -108,7 +109,7 @@ impl Server {
                 }
                 let mut sum = 0.0;
                 for r in runners {
-                    sum += metric(&r.admin, "comet_kv_ops_total").await?;
+                    sum += admin_metric(&r.admin, "comet_kv_ops_total").await?;
                 }
                 Ok(Some(sum))
             }
@@ -153,47 +154,6 @@ impl Server {
     pub(super) fn stop(self) {
         drop(self);
     }
-}
-
-/// `PSS` of a process from `/proc/<pid>/smaps_rollup`, bytes (0 if unreadable).
-pub(super) fn pss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-pub(super) async fn metric(admin: &str, name: &str) -> Result<f64> {
-    let (status, body) = get_once(admin, "/metrics").await?;
-    ensure!(status == 200, "admin /metrics: {status}");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("{name} not in /metrics"))
-}
-
-pub(super) fn redis_commands(url: &str) -> Result<f64> {
-    let hostport = url.trim_start_matches("redis://");
-    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "6379"));
-    let out = std::process::Command::new("redis-cli")
-        .args([
-            "-h",
-            host,
-            "-p",
-            port.trim_end_matches('/'),
-            "info",
-            "stats",
-        ])
-        .output()
-        .context("redis-cli")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("total_commands_processed not in INFO")
 }
 
 /// Waits (up to 30 s) until the machine's CPUs are at least 90 % idle over half a second.
