@@ -1,4 +1,4 @@
-// Types for @comet/client (comet.js).
+// Types for comet-push-client (comet.js). The React hooks: react.d.ts (comet-push-client/react).
 
 export type CometState = 'connecting' | 'open' | 'closed';
 export type NativeTransport = 'sse' | 'stream' | 'poll' | 'jsonp';
@@ -13,7 +13,7 @@ export interface BackoffOptions {
 }
 
 export interface CometOptions {
-  /** Comet's base URL (default: location.origin). SockJS mode: `<base>/comet` (added when the path is empty). */
+  /** Comet's base URL (default: location.origin; required where there is no location, e.g. Node). SockJS mode: `<base>/comet` (added when the path is empty). */
   url?: string;
   /**
    * Native mode: transports in fallback order (default ['sse','stream','poll','jsonp']).
@@ -22,8 +22,30 @@ export interface CometOptions {
   transports?: string[];
   /** Channels to subscribe to at once. */
   channels?: string[];
-  /** Subscribe token, sent as `token=` on every /v1 subscribe request. */
+  /**
+   * A fixed subscribe token: `token=` on every /v1 subscribe request, `Authorization: Bearer`
+   * on send()/request(), `subscribe <ch> <token>` in SockJS mode. Prefer getToken for
+   * long-lived pages (a fixed token's expiry is fatal).
+   */
   token?: string | null;
+  /**
+   * Asked for a token before subscribing to channels that need one (`private-…`, or any the
+   * server answered `token_required` for) and again when the server refuses one
+   * (`token_expired`, `invalid_token`, `channel_not_allowed`, 401). Native mode uses one
+   * request for all channels, so `channels` is the whole set needing a token and the answer
+   * must cover all of them (a JWT `channels` claim may list several, or patterns); SockJS
+   * mode asks per channel. Answers are cached per set until refused. null/'' means "no token".
+   * Wins over `token` for those channels. Retried at most twice before a connection is ready.
+   */
+  getToken?: (channels: string[], info: TokenRequest) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * An EventSource constructor for the `sse` transport (e.g. `import { EventSource } from
+   * 'eventsource'` in Node). Default: fetch streaming where ReadableStream exists (browsers,
+   * Node >= 20), else globalThis.EventSource.
+   */
+  EventSource?: any;
+  /** The fetch to use (default globalThis.fetch), e.g. one with a custom dispatcher in Node. */
+  fetch?: typeof fetch;
   /** 'start': channels without a cursor begin at the oldest retained message instead of now. */
   from?: 'start' | null;
   /** Resume from this cursor (e.g. saved from `comet.cursor`). */
@@ -53,6 +75,20 @@ export interface CometOptions {
   sockjsOptions?: Record<string, unknown>;
   /** 'native' (default) or 'sockjs'; prefer Comet.sockjs(). */
   mode?: 'native' | 'sockjs';
+}
+
+export interface TokenRequest {
+  /** Why a token is wanted: 'subscribe', 'send', or the server's refusal code ('token_expired', …). */
+  reason: string;
+  mode: 'native' | 'sockjs';
+}
+
+/** `/v1/send`'s answer (native mode). */
+export interface SendResult {
+  channel: string;
+  seq: number;
+  epoch: string;
+  time: number;
 }
 
 export interface ChannelEvent {
@@ -87,6 +123,9 @@ export declare class CometError extends Error {
   requestUid?: string;
   route?: string;
   command?: string;
+  channel?: string;
+  /** token_unavailable: what getToken threw. */
+  cause?: unknown;
   constructor(code: string, message?: string, extra?: Record<string, unknown>);
 }
 
@@ -111,11 +150,26 @@ export declare class Comet {
 
   open(): this;
   close(): this;
+  /**
+   * Adds / removes a channel. Native mode reconnects with the whole set once the current task's
+   * synchronous code is done, so several calls in one task open one request.
+   */
   subscribe(channel: string): this;
   unsubscribe(channel: string): this;
-  /** Native mode: `POST /v1/send`; SockJS mode: Jii `channel <ch> <data>`. The channel must match the server's `client_publish`. */
-  send(channel: string, data: unknown): Promise<void>;
-  /** SockJS mode: Jii action; rejects on error reply, timeout, disconnect. Native mode rejects. */
+  /**
+   * Publishes from the client; the channel must match the server's `client_publish`. Native
+   * mode: `POST /v1/send`, resolves with its `{channel, seq, epoch, time}`, rejects with the
+   * CometError (also emitted as `error`). SockJS mode: Jii `channel <ch> <data>`, resolves with
+   * undefined once queued; a refusal arrives as an `error` event.
+   */
+  send(channel: string, data: unknown): Promise<SendResult | undefined>;
+  /**
+   * Calls a server action (routes matching `client_actions`); resolves with its answer,
+   * rejects with a CometError (`action_failed`, `action_timeout`, `action_not_found`, …,
+   * `timeout` after opts.timeout / requestTimeout ms, `disconnected`, `closed`, `network`).
+   * Native mode: `POST /v1/action/{route}` (works without open()); SockJS mode: Jii
+   * `action <route> <json>` with a `requestUid`.
+   */
   request<T = any>(route: string, data?: Record<string, unknown>, opts?: { timeout?: number }): Promise<T>;
 
   on(name: 'channel', fn: (e: ChannelEvent) => void): this;
@@ -129,6 +183,10 @@ export declare class Comet {
   on(name: 'reconnecting', fn: (e: ReconnectingEvent) => void): this;
   on(name: 'duplicate', fn: (envelope: any) => void): this;
   on(name: 'message', fn: (text: string) => void): this;
+  /** getToken is about to be called. */
+  on(name: 'token', fn: (e: { channels: string[]; reason: string }) => void): this;
+  /** A configured transport cannot run here (jsonp without a DOM, …); it is left out. */
+  on(name: 'skip', fn: (e: { transport: string; reason: string }) => void): this;
   on(name: string, fn: (...args: any[]) => void): this;
   off(name?: string, fn?: (...args: any[]) => void): this;
 }

@@ -1,6 +1,7 @@
-// Comet browser client — a plain ES module, no dependencies, no build step.
+// Comet browser client — plain ES modules, no dependencies, no build step (npm:
+// comet-push-client). Runs in browsers (`<script type="module">`), bundlers and Node >= 20.
 //
-//   import { Comet } from './comet.js';
+//   import { Comet } from './comet.js';   // or 'comet-push-client'
 //   const comet = new Comet({ url: 'https://push.example.com' });
 //   comet.on('channel:chat', (e) => console.log(e.data));
 //   comet.subscribe('chat');
@@ -11,7 +12,12 @@
 // duplicates by (channel, seq) and surfaces `reset` when messages were lost to retention.
 // `Comet.sockjs({...})` speaks the Jii-comet protocol over sockjs-client against /comet.
 
-const TRANSPORTS = ['sse', 'stream', 'poll', 'jsonp'];
+import { CometError, httpError, toError, toNetError } from './errors.js';
+import { tokenMethods } from './tokens.js';
+import { TRANSPORTS, transportMethods, unsupportedReason } from './transports.js';
+import { sockjsMethods } from './sockjs.js';
+
+export { CometError };
 
 const DEFAULTS = {
   url: '',
@@ -31,17 +37,10 @@ const DEFAULTS = {
   random: null,
   SockJS: null,
   sockjsOptions: null,
+  getToken: null,
+  EventSource: null,
+  fetch: null,
 };
-
-/** An Error with Comet's `code` (and HTTP `status`, `fatal` when known). */
-export class CometError extends Error {
-  constructor(code, message, extra = {}) {
-    super(message || code);
-    this.name = 'CometError';
-    this.code = code;
-    Object.assign(this, extra);
-  }
-}
 
 /**
  * The back-off delay (ms) before reconnect number `attempt` (0-based): full jitter,
@@ -53,14 +52,19 @@ export function backoffDelay(attempt, backoff = DEFAULTS.backoff, random = Math.
   return Math.floor(random() * ceiling);
 }
 
-let jsonpSeq = 0;
+/** Calls `fn` once after the current task's synchronous code (several calls, one run). */
+const microtask = typeof queueMicrotask === 'function' ? queueMicrotask : (fn) => Promise.resolve().then(fn);
 
 export class Comet {
   /** @param {object} options see comet.d.ts */
   constructor(options = {}) {
     this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
     this.mode = this.options.mode === 'sockjs' ? 'sockjs' : 'native';
-    this.url = String(this.options.url || (typeof location !== 'undefined' ? location.origin : '')).replace(/\/+$/, '');
+    // Outside a page (Node) there is no origin to default to: say so now, not at fetch time.
+    if (!this.options.url && typeof location === 'undefined') {
+      throw new CometError('bad_request', 'options.url is required where there is no location (e.g. in Node)');
+    }
+    this.url = String(this.options.url || location.origin).replace(/\/+$/, '');
     this.state = 'closed';
     this.transport = null;
     this.cursor = this.options.cursor || null;
@@ -82,6 +86,17 @@ export class Comet {
     this._pending = new Map(); // sockjs: requestUid -> {resolve, reject, timer}
     this._outbox = []; // sockjs: commands queued while connecting
     this._uid = 0;
+    // Tokens (README "Tokens"): getToken answers by channel-set key; channels the server
+    // called private although not named `private-…`; refreshes since the last `ready`.
+    this._tokens = new Map(); // key -> Promise<string|null>
+    this._token = this.options.token || null; // the token of the current native connection
+    this._learnedPrivate = new Set();
+    this._tokenForAll = false;
+    this._tokenReason = 'subscribe';
+    this._tokenRetries = 0;
+    this._sockRetries = new Map(); // sockjs: channel -> {n, t}
+    this._flushQueued = false;
+    this._skipped = new Set();
     this._random = typeof this.options.random === 'function' ? this.options.random : Math.random;
     for (const ch of this.options.channels || []) this.channels.add(String(ch));
     this._onPage = (ev) => this._pageEvent(ev);
@@ -142,7 +157,8 @@ export class Comet {
     this._transportIndex = 0;
     this._roundFailures = 0;
     this._watchPage(true);
-    this._connect();
+    this._setState('connecting');
+    this._schedule();
     return this;
   }
 
@@ -164,7 +180,7 @@ export class Comet {
     const ch = String(channel);
     if (this.channels.has(ch)) return this;
     this.channels.add(ch);
-    if (this.mode === 'sockjs') this._command(this._subscribeCommand(ch));
+    if (this.mode === 'sockjs') this._sockSubscribe(ch);
     else this._resubscribe();
     return this;
   }
@@ -173,6 +189,7 @@ export class Comet {
     const ch = String(channel);
     if (!this.channels.delete(ch)) return this;
     this._seqs.delete(ch);
+    this._sockRetries.delete(ch);
     if (this.mode === 'sockjs') this._command(`unsubscribe ${ch}`);
     else this._resubscribe();
     return this;
@@ -180,11 +197,15 @@ export class Comet {
 
   /**
    * Publishes `data` to channel `ch`: native mode `POST /v1/send` (the channel must allow
-   * client publishing), SockJS mode Jii `channel <ch> <data>`.
+   * client publishing; a private one also needs a token, from getToken when set), resolving
+   * with `{channel, seq, epoch, time}`; SockJS mode Jii `channel <ch> <data>`, resolving with
+   * undefined once queued (a refusal arrives later as an `error` event).
    */
   send(channel, data) {
     if (this.mode !== 'sockjs') {
-      return this._post('/v1/send', { channel, data }, this.options.requestTimeout).catch((err) => {
+      const ch = String(channel);
+      const token = this._usesGetToken([ch]) ? this._tokenFor([ch], 'send') : Promise.resolve(this._token || this.options.token);
+      return token.then((t) => this._post('/v1/send', { channel: ch, data }, this.options.requestTimeout, t)).catch((err) => {
         this._emit('error', err);
         throw err;
       });
@@ -217,13 +238,13 @@ export class Comet {
   }
 
   /** POSTs JSON to the native API with the token and a timeout; resolves with the JSON answer. */
-  async _post(path, body, timeout) {
+  async _post(path, body, timeout, token = this._token || this.options.token) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeout);
     const headers = { 'Content-Type': 'application/json' };
-    if (this.options.token) headers.Authorization = `Bearer ${this.options.token}`;
+    if (token) headers.Authorization = `Bearer ${token}`;
     try {
-      const res = await fetch(`${this.url}${path}`, {
+      const res = await this._fetchFn()(`${this.url}${path}`, {
         method: 'POST',
         headers,
         body: JSON.stringify(body),
@@ -240,12 +261,39 @@ export class Comet {
     }
   }
 
+  /** The fetch to use: options.fetch (e.g. with a custom agent) or the global one. */
+  _fetchFn() {
+    return this.options.fetch || globalThis.fetch;
+  }
+
   // ---- connection management --------------------------------------------------------------
 
+  /** The configured transports that can run here, minus demoted ones (unless none is left). */
   _transports() {
-    const list = (this.options.transports || TRANSPORTS).filter((t) => TRANSPORTS.includes(t));
+    const all = (this.options.transports || TRANSPORTS).filter((t) => TRANSPORTS.includes(t));
+    const list = all.filter((t) => {
+      const why = unsupportedReason(t, this.options);
+      if (why && !this._skipped.has(t)) {
+        this._skipped.add(t);
+        this._emit('skip', { transport: t, reason: why });
+      }
+      return !why;
+    });
     const usable = list.filter((t) => !this._demoted.has(t));
     return usable.length ? usable : list;
+  }
+
+  /**
+   * Connects once the current task's synchronous code is done, so `subscribe('a');
+   * subscribe('b'); subscribe('c')` (or several components mounting) opens one request.
+   */
+  _schedule() {
+    if (this._flushQueued) return;
+    this._flushQueued = true;
+    microtask(() => {
+      this._flushQueued = false;
+      this._connect();
+    });
   }
 
   _connect() {
@@ -258,6 +306,38 @@ export class Comet {
     if (this.mode === 'sockjs') return this._connectSockjs(gen);
     if (this.channels.size === 0) return; // nothing to listen to until subscribe()
     const list = this._transports();
+    if (!list.length) {
+      const reasons = (this.options.transports || TRANSPORTS).map((t) => unsupportedReason(t, this.options) || `${t}: unknown transport`);
+      this._fatal = new CometError('unsupported', `no usable transport here: ${reasons.join('; ')}`, { fatal: true });
+      this._emit('error', this._fatal);
+      this._setState('closed');
+      return;
+    }
+    // Private channels: a token from getToken first (one call per channel set, cached).
+    const needy = [...this.channels].filter((ch) => this._needsToken(ch));
+    if (typeof this.options.getToken === 'function' && needy.length) {
+      this._tokenFor(needy, this._tokenReason).then(
+        (t) => {
+          if (this._generation === gen && this._want && !this._fatal) {
+            this._token = t;
+            this._tokenReason = 'subscribe';
+            this._openNative(gen, list);
+          }
+        },
+        (e) => {
+          if (this._generation !== gen || !this._want) return;
+          this._emit('error', e);
+          this._scheduleReconnect();
+        },
+      );
+      return;
+    }
+    this._token = this.options.token || null;
+    this._openNative(gen, list);
+  }
+
+  /** Opens transport number _transportIndex of `list` for generation `gen`. */
+  _openNative(gen, list) {
     const name = list[this._transportIndex % list.length];
     this.transport = name;
     this._emit('connecting', { transport: name, attempt: this.attempt });
@@ -312,9 +392,10 @@ export class Comet {
     if (!this._want) return;
     this._fatal = null;
     if (this.state === 'closed' && !this._timer) this._setState('connecting');
-    // Reconnect at once with the new channel set, resuming from the cursor.
+    // Reconnect with the new channel set, resuming from the cursor: once per task, however
+    // many subscribe()/unsubscribe() calls it makes.
     this._transportIndex = this._transportIndex % Math.max(1, this._transports().length);
-    this._connect();
+    this._schedule();
   }
 
   _activity(ctl) {
@@ -334,6 +415,7 @@ export class Comet {
     this._activity(ctl);
     if (ctl.ready) return;
     ctl.ready = true;
+    this._tokenRetries = 0;
     this._proven.add(ctl.name);
     this._roundFailures = 0;
     this._everOpened = true;
@@ -390,6 +472,14 @@ export class Comet {
     if (this._conn !== ctl) return;
     const wasReady = ctl.ready;
     this._teardown();
+    if (err && this._refreshToken(err)) {
+      // An expired or missing token: ask getToken for a fresh one and reconnect at once.
+      this._emit('error', err);
+      if (wasReady) this._emit('close', { reason: 'error', error: err, willReconnect: true });
+      this._setState('connecting');
+      this._connect();
+      return;
+    }
     if (err && err.fatal) {
       this._fatal = err;
       this._emit('error', err);
@@ -468,343 +558,10 @@ export class Comet {
   _query(extra = {}) {
     const q = new URLSearchParams();
     for (const ch of this.channels) q.append('channel', ch);
-    if (this.options.token) q.set('token', this.options.token);
+    if (this._token) q.set('token', this._token);
     if (!this.cursor && this.options.from) q.set('from', this.options.from);
     for (const [k, v] of Object.entries(extra)) if (v !== undefined && v !== null) q.set(k, String(v));
     return q.toString();
-  }
-
-  // ---- transports (native /v1) ------------------------------------------------------------
-
-  async _fetch(ctl, url) {
-    const ac = new AbortController();
-    ctl.abort = () => ac.abort();
-    const res = await fetch(url, { signal: ac.signal, cache: 'no-store', credentials: 'omit' });
-    if (!res.ok) throw await httpError(res);
-    return res;
-  }
-
-  async _readLines(ctl, res, onLine) {
-    const reader = res.body.getReader();
-    const prev = ctl.abort;
-    ctl.abort = () => {
-      prev?.();
-      reader.cancel().catch(() => {});
-    };
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (ctl.dead) return;
-      if (done) break;
-      this._activity(ctl);
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.search(/\r\n|\n|\r/)) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + (buf[i] === '\r' && buf[i + 1] === '\n' ? 2 : 1));
-        if (buf === '' && line.endsWith('\r')) continue;
-        onLine(line);
-        if (ctl.dead) return;
-      }
-    }
-  }
-
-  _open_sse(ctl, h) {
-    ctl.streaming = true;
-    const url = `${this.url}/v1/sse?${this._query({ lastEventId: this.cursor })}`;
-    const useNative = typeof ReadableStream === 'undefined' && typeof EventSource !== 'undefined';
-    if (useNative) return this._open_sse_native(ctl, h, url);
-    (async () => {
-      const res = await this._fetch(ctl, url);
-      let event = '';
-      let data = [];
-      let id = null;
-      await this._readLines(ctl, res, (line) => {
-        if (line === '') {
-          if (data.length) dispatch(event || 'message', data.join('\n'), id);
-          event = '';
-          data = [];
-          id = null;
-          return;
-        }
-        if (line[0] === ':') return; // padding / heartbeat comment (activity already noted)
-        const c = line.indexOf(':');
-        const field = c < 0 ? line : line.slice(0, c);
-        let value = c < 0 ? '' : line.slice(c + 1);
-        if (value[0] === ' ') value = value.slice(1);
-        if (field === 'event') event = value;
-        else if (field === 'data') data.push(value);
-        else if (field === 'id') id = value;
-      });
-      if (!ctl.dead) h.end();
-    })().catch((e) => h.fail(toNetError(e)));
-    const dispatch = (event, data, id) => {
-      let obj;
-      try {
-        obj = JSON.parse(data);
-      } catch {
-        return;
-      }
-      if (event === 'message') {
-        if (id) obj.cursor = id;
-        h.event(obj);
-      } else if (event === 'ready') h.ready(obj.cursor || id);
-      else if (event === 'reset') h.event({ ...obj, type: 'reset', cursor: id || undefined });
-      else if (event === 'error') h.fail(toError(obj.error || obj, 0));
-    };
-  }
-
-  _open_sse_native(ctl, h, url) {
-    // Fallback for browsers without fetch streams: heartbeat comments are invisible here, so
-    // the watchdog only runs between events.
-    ctl.streaming = false;
-    const es = new EventSource(url);
-    ctl.abort = () => es.close();
-    es.addEventListener('message', (e) => {
-      const obj = JSON.parse(e.data);
-      obj.cursor = e.lastEventId;
-      h.event(obj);
-    });
-    es.addEventListener('ready', (e) => h.ready(JSON.parse(e.data).cursor));
-    es.addEventListener('reset', (e) => h.event({ ...JSON.parse(e.data), type: 'reset', cursor: e.lastEventId }));
-    es.addEventListener('error', (e) => {
-      if (e.data) h.fail(toError(JSON.parse(e.data).error || {}, 0));
-      else h.end();
-    });
-  }
-
-  _open_stream(ctl, h) {
-    ctl.streaming = true;
-    const url = `${this.url}/v1/stream?${this._query({ cursor: this.cursor })}`;
-    (async () => {
-      const res = await this._fetch(ctl, url);
-      await this._readLines(ctl, res, (line) => {
-        if (!line.trim()) return;
-        let obj;
-        try {
-          obj = JSON.parse(line);
-        } catch {
-          return;
-        }
-        if (obj.type === 'ready') h.ready(obj.cursor);
-        else if (obj.type === 'heartbeat') {
-          if (obj.cursor && ctl.ready) this.cursor = obj.cursor;
-        } else if (obj.error) h.fail(toError(obj.error, 0));
-        else h.event(obj);
-      });
-      if (!ctl.dead) h.end();
-    })().catch((e) => h.fail(toNetError(e)));
-  }
-
-  _pollOnce(ctl, h, cursor, body) {
-    h.activity();
-    if (body.error) return h.fail(toError(body.error, 0));
-    if (ctl.dead) return;
-    if (!ctl.ready) h.ready(null);
-    for (const m of body.messages || []) {
-      if (ctl.dead) return;
-      h.event(m);
-    }
-    if (!ctl.dead && body.cursor) this.cursor = body.cursor;
-    // Keep polling with the new cursor (one held request at a time).
-    if (!ctl.dead) {
-      const timeout = this.options.pollTimeout;
-      ctl.loop(this.cursor ? timeout : 0);
-    }
-  }
-
-  _open_poll(ctl, h) {
-    ctl.loop = (timeout) => {
-      const url = `${this.url}/v1/poll?${this._query({ cursor: this.cursor, timeout })}`;
-      clearTimeout(ctl.reqTimer);
-      ctl.reqTimer = setTimeout(() => {
-        if (!ctl.dead) h.fail(new CometError('timeout', `poll: no answer within ${timeout} s + ${this.options.pollSlack} ms`));
-      }, timeout * 1000 + this.options.pollSlack);
-      ctl.timers.push(ctl.reqTimer);
-      (async () => {
-        const res = await this._fetch(ctl, url);
-        const body = await res.json();
-        clearTimeout(ctl.reqTimer);
-        if (!ctl.dead) this._pollOnce(ctl, h, this.cursor, body);
-      })().catch((e) => {
-        if (!ctl.dead) h.fail(toNetError(e));
-      });
-    };
-    // The first request of a connection answers at once (it proves the transport).
-    ctl.loop(0);
-  }
-
-  _open_jsonp(ctl, h) {
-    if (typeof document === 'undefined') throw new CometError('unsupported', 'jsonp needs a DOM');
-    const reg = (globalThis.__cometJsonp = globalThis.__cometJsonp || {});
-    let script = null;
-    let name = null;
-    const cleanup = () => {
-      if (name) reg[name] = () => {}; // a late answer must not throw
-      const n = name;
-      if (n) setTimeout(() => delete reg[n], 60000);
-      script?.remove();
-      script = null;
-      name = null;
-    };
-    ctl.abort = cleanup;
-    ctl.loop = (timeout) => {
-      cleanup();
-      name = `c${++jsonpSeq}`;
-      const myName = name;
-      const url = `${this.url}/v1/poll?${this._query({ cursor: this.cursor, timeout, callback: `__cometJsonp.${name}` })}`;
-      clearTimeout(ctl.reqTimer);
-      ctl.reqTimer = setTimeout(() => {
-        if (!ctl.dead) h.fail(new CometError('timeout', `jsonp: no answer within ${timeout} s + ${this.options.pollSlack} ms`));
-      }, timeout * 1000 + this.options.pollSlack);
-      ctl.timers.push(ctl.reqTimer);
-      reg[name] = (body) => {
-        if (ctl.dead || name !== myName) return;
-        clearTimeout(ctl.reqTimer);
-        cleanup();
-        this._pollOnce(ctl, h, this.cursor, body || {});
-      };
-      script = document.createElement('script');
-      script.async = true;
-      script.src = url;
-      script.onerror = () => {
-        if (!ctl.dead && name === myName) h.fail(new CometError('network', 'jsonp: script failed to load'));
-      };
-      (document.head || document.documentElement).appendChild(script);
-    };
-    ctl.loop(0);
-  }
-
-  // ---- SockJS + Jii-comet -----------------------------------------------------------------
-
-  /** `subscribe <ch>`, with the token appended when one is set (for private channels). */
-  _subscribeCommand(ch) {
-    const token = this.options.token;
-    return token ? `subscribe ${ch} ${token}` : `subscribe ${ch}`;
-  }
-
-  _sockUrl() {
-    const u = new URL(this.url, typeof location !== 'undefined' ? location.href : undefined);
-    if (u.pathname === '/' || u.pathname === '') u.pathname = '/comet';
-    return u.toString().replace(/\/+$/, '');
-  }
-
-  _connectSockjs(gen) {
-    const SockJS = this.options.SockJS || globalThis.SockJS;
-    if (typeof SockJS !== 'function') {
-      this._fatal = new CometError('unsupported', 'sockjs mode needs sockjs-client (options.SockJS or globalThis.SockJS)', { fatal: true });
-      this._emit('error', this._fatal);
-      this._setState('closed');
-      return;
-    }
-    // 32-character session ids (160 bits): a session's messages go to whoever knows its id.
-    const opts = { sessionId: 32, ...(this.options.sockjsOptions || {}) };
-    if (this.options.transports && this.options.transports !== TRANSPORTS) opts.transports = this.options.transports;
-    const sock = new SockJS(this._sockUrl(), null, opts);
-    const ctl = { gen, sock, ready: false, timers: [], abort: () => sock.close() };
-    this._conn = ctl;
-    this._emit('connecting', { transport: 'sockjs', attempt: this.attempt });
-    ctl.timers.push(
-      setTimeout(() => {
-        if (this._conn === ctl && !ctl.ready) this._sockLost(new CometError('timeout', 'sockjs: not open in time'));
-      }, this.options.firstByteTimeout),
-    );
-    sock.onopen = () => {
-      if (this._conn !== ctl) return;
-      ctl.ready = true;
-      this.transport = sock.transport;
-      this._everOpened = true;
-      this._lastActivity = Date.now();
-      // Re-subscribe everything, then flush what was queued while connecting.
-      for (const ch of this.channels) sock.send(this._subscribeCommand(ch));
-      const queued = this._outbox;
-      this._outbox = [];
-      for (const cmd of queued) {
-        if (/^(un)?subscribe /.test(cmd)) continue; // covered by the channel set above
-        sock.send(cmd);
-      }
-      this._setState('open');
-      this._emit('open', { transport: sock.transport, attempt: this.attempt });
-      clearTimeout(this._stableTimer);
-      this._stableTimer = setTimeout(() => {
-        if (this._conn === ctl) this.attempt = 0;
-      }, this.options.stableAfter);
-    };
-    sock.onmessage = (e) => {
-      if (this._conn !== ctl) return;
-      this._lastActivity = Date.now();
-      this._jii(String(e.data));
-    };
-    sock.onclose = (e) => {
-      if (this._conn !== ctl) return;
-      this._sockLost(e.code === 1000 || e.code === 3000 ? null : new CometError('closed', `sockjs closed ${e.code} ${e.reason || ''}`.trim(), { closeCode: e.code }));
-    };
-  }
-
-  _sockLost(err) {
-    const ctl = this._conn;
-    if (!ctl) return;
-    const wasReady = ctl.ready;
-    this._teardown();
-    this._rejectPending(new CometError('disconnected', 'the connection closed before the answer came'));
-    if (err) this._emit('error', err);
-    if (wasReady) this._emit('close', { reason: err ? 'error' : 'ended', error: err || undefined, willReconnect: this._want });
-    if (!this._want) return;
-    this._setState('connecting');
-    this._scheduleReconnect();
-  }
-
-  _command(cmd) {
-    const ctl = this._conn;
-    if (this.state === 'open' && ctl && ctl.sock) ctl.sock.send(cmd);
-    else this._outbox.push(cmd);
-  }
-
-  _jii(text) {
-    const sp = text.indexOf(' ');
-    const cmd = sp < 0 ? text : text.slice(0, sp);
-    const rest = sp < 0 ? '' : text.slice(sp + 1);
-    if (cmd === 'channel') {
-      const sp2 = rest.indexOf(' ');
-      const channel = sp2 < 0 ? rest : rest.slice(0, sp2);
-      const raw = sp2 < 0 ? '' : rest.slice(sp2 + 1);
-      let data = raw;
-      try {
-        data = JSON.parse(raw);
-      } catch {
-        /* plain text */
-      }
-      if (!this.channels.has(channel)) return;
-      const event = { channel, data, message: data, raw };
-      this._emit('channel', event);
-      this._emit(`channel:${channel}`, event);
-    } else if (cmd === 'action') {
-      let obj;
-      try {
-        obj = JSON.parse(rest);
-      } catch {
-        return;
-      }
-      const p = this._pending.get(obj.requestUid);
-      if (!p) return;
-      this._pending.delete(obj.requestUid);
-      clearTimeout(p.timer);
-      const { requestUid, ...answer } = obj;
-      if (answer.error && typeof answer.error === 'object' && answer.error.code) {
-        p.reject(new CometError(answer.error.code, answer.error.message, { requestUid, route: p.route }));
-      } else p.resolve(answer);
-    } else if (cmd === 'error') {
-      let obj = {};
-      try {
-        obj = JSON.parse(rest);
-      } catch {
-        /* ignore */
-      }
-      this._emit('error', new CometError(obj.code || 'error', obj.message || rest, { command: obj.command }));
-    } else {
-      this._emit('message', text);
-    }
   }
 
   _rejectPending(err) {
@@ -816,41 +573,8 @@ export class Comet {
   }
 }
 
-function toError(e, status) {
-  const code = (e && e.code) || 'error';
-  const message = (e && e.message) || code;
-  const fatal = status ? status >= 400 && status < 500 && status !== 408 && status !== 429 : FATAL_CODES.has(code);
-  return new CometError(code, message, { status: status || undefined, fatal });
-}
-
-const FATAL_CODES = new Set([
-  'token_required',
-  'invalid_token',
-  'token_expired',
-  'channel_not_allowed',
-  'invalid_channel',
-  'invalid_cursor',
-  'too_many_channels',
-  'forbidden',
-  'bad_request',
-]);
-
-async function httpError(res) {
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  const err = toError(body && body.error ? body.error : { code: `http_${res.status}`, message: `HTTP ${res.status}` }, res.status);
-  const ra = Number(res.headers.get('retry-after'));
-  if (ra > 0) err.retryAfter = ra;
-  return err;
-}
-
-function toNetError(e) {
-  if (e instanceof CometError) return e;
-  return new CometError('network', String((e && e.message) || e));
-}
+// Tokens, the native transports and SockJS mode live in their own modules (to keep each
+// file readable); their methods are Comet's.
+Object.assign(Comet.prototype, tokenMethods, transportMethods, sockjsMethods);
 
 export default Comet;

@@ -5,6 +5,7 @@
 //! concurrent WASIp3 requests. That reuse is what lets thousands of held long-polls fit in
 //! memory: a parked request costs a guest task, not a whole instance.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
+use crate::health::Dependency;
 use crate::host::{self, ComponentHost, Ctx};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
@@ -62,6 +64,7 @@ pub struct App {
     router: Router,
     metrics: Arc<Metrics>,
     name: String,
+    dependencies: Vec<Dependency>,
 }
 
 /// Turns a request the router did not match, or a host failure, into Comet's JSON error body.
@@ -82,6 +85,24 @@ pub fn error_response(
         http::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// What one component depends on: its key-value labels, and its Redis when its `backend`
+/// variable says `redis` (Comet's functions dial `redis_url` then).
+fn component_dependencies(
+    kv_labels: &[String],
+    variables: &BTreeMap<String, String>,
+) -> Vec<Dependency> {
+    let mut out: Vec<Dependency> = kv_labels
+        .iter()
+        .map(|label| Dependency::KeyValue(label.clone()))
+        .collect();
+    if variables.get("backend").map(String::as_str) == Some("redis")
+        && let Some(url) = variables.get("redis_url")
+    {
+        out.push(Dependency::Redis(url.clone()));
+    }
+    out
 }
 
 impl App {
@@ -106,6 +127,7 @@ impl App {
 
         // Prepare everything fallible first; the cyclic constructor below cannot fail.
         let mut prepared = Vec::new();
+        let mut dependencies = Vec::new();
         for (id, decl) in &manifest.components {
             let path = manifest.source_path(decl);
             if !path.exists() {
@@ -144,6 +166,11 @@ impl App {
                 .map(|h| variables.expand(h))
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?;
+            let component_variables = variables.for_component(id, decl)?;
+            dependencies.extend(component_dependencies(
+                &decl.key_value_stores,
+                &component_variables,
+            ));
             let host = Arc::new(ComponentHost {
                 id: id.clone(),
                 kv_labels: decl.key_value_stores.clone(),
@@ -151,7 +178,7 @@ impl App {
                 allowed_hosts: Arc::new(
                     AllowedHosts::parse(&hosts).with_context(|| format!("component {id:?}"))?,
                 ),
-                variables: variables.for_component(id, decl)?,
+                variables: component_variables,
                 redis: redis.clone(),
             });
             let env: Vec<(String, String)> = decl
@@ -207,6 +234,7 @@ impl App {
                 router,
                 metrics: metrics.clone(),
                 name: manifest.name.clone(),
+                dependencies,
             }
         }))
     }
@@ -214,6 +242,11 @@ impl App {
     /// The application name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The stores the components need to serve requests, for readiness checks.
+    pub fn dependencies(&self) -> &[Dependency] {
+        &self.dependencies
     }
 
     /// `(route, component id)` pairs for the startup banner.

@@ -12,6 +12,7 @@
 
 mod app;
 mod build;
+mod health;
 mod host;
 pub mod kv;
 pub mod malloc;
@@ -23,6 +24,7 @@ mod routes;
 mod runtime_config;
 mod server;
 mod token_cmd;
+pub mod toolchain;
 mod variables;
 
 use std::io::IsTerminal;
@@ -59,7 +61,7 @@ struct UpArgs {
     /// Address to serve the application on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// Address for `/metrics` and `/healthz`.
+    /// Address for `/metrics`, `/healthz` (readiness) and `/livez` (liveness).
     #[arg(long, default_value = "127.0.0.1:9464")]
     admin_listen: SocketAddr,
     /// Run each component's build command before serving.
@@ -161,7 +163,16 @@ async fn up(args: UpArgs) -> Result<()> {
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let admin_task = tokio::spawn(server::serve_admin(admin, metrics.clone(), stop_rx.clone()));
+    let readiness = Arc::new(health::Readiness::new(
+        stores.clone(),
+        app.dependencies().iter().cloned(),
+    ));
+    let admin_task = tokio::spawn(server::serve_admin(
+        admin,
+        metrics.clone(),
+        readiness,
+        stop_rx.clone(),
+    ));
     let serving = tokio::spawn(server::serve_app(
         listener,
         app,

@@ -1,4 +1,5 @@
-//! HTTP/1.1 listeners: the application port and the admin port (`/metrics`, `/healthz`).
+//! HTTP/1.1 listeners: the application port and the admin port (`/metrics`, `/healthz`,
+//! `/livez`).
 //!
 //! Connections are served by hyper with `TCP_NODELAY` (without it Nagle's algorithm holds SSE
 //! events back ~40 ms). On Ctrl-C or SIGTERM the listeners close, open connections are asked
@@ -20,6 +21,7 @@ use tokio::task::JoinSet;
 use wasmtime_wasi_http::WasiBody;
 
 use crate::app::App;
+use crate::health::Readiness;
 use crate::metrics::Metrics;
 
 /// Binds a listener with a clear message when the port is taken.
@@ -164,10 +166,12 @@ impl hyper::body::Body for EndOnShutdown {
     }
 }
 
-/// Serves `/metrics` (Prometheus) and `/healthz` on the admin listener.
+/// Serves `/metrics` (Prometheus), `/healthz` (readiness: 503 while a store the app needs is
+/// unreachable) and `/livez` (liveness) on the admin listener.
 pub async fn serve_admin(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     loop {
@@ -176,18 +180,26 @@ pub async fn serve_admin(
             _ = shutdown.changed() => return Ok(()),
         };
         let metrics = metrics.clone();
+        let readiness = readiness.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let metrics = metrics.clone();
+                let readiness = readiness.clone();
                 async move {
                     let (status, ctype, body) = match req.uri().path() {
                         "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
-                        "/healthz" => (200, "text/plain", "ok\n".to_string()),
+                        "/livez" => (200, "text/plain", "ok\n".to_string()),
+                        "/healthz" => {
+                            let (ready, report) = readiness.check().await;
+                            let status = if ready { 200 } else { 503 };
+                            (status, "application/json", format!("{report}\n"))
+                        }
                         _ => (404, "text/plain", "not found\n".to_string()),
                     };
                     let resp = hyper::Response::builder()
                         .status(status)
                         .header(http::header::CONTENT_TYPE, ctype)
+                        .header(http::header::CACHE_CONTROL, "no-store")
                         .body(Full::new(Bytes::from(body)));
                     resp.map_err(|e| anyhow::anyhow!(e))
                 }

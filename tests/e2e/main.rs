@@ -2,10 +2,13 @@
 //!
 //! Each test starts the `comet` runner on `127.0.0.1:0` through [`support::Runner`] and talks
 //! to it over real HTTP. The first test to run builds the runner and the wasm components once
-//! (see [`support::ensure_built`]). Redis tests need a Redis on `127.0.0.1:6379` and fail, not
-//! skip, without one.
+//! (see [`support::ensure_built`], which also installs the `wasm32-wasip2` target if it is
+//! missing). Redis tests use a throw-away `redis-server` of this process on a free port
+//! ([`support::redis_url`]).
 
+mod docs;
 mod node;
+mod publishers;
 mod runner;
 mod security;
 mod sockjs;

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{comet_bin, ensure_built, workspace_root};
+use crate::support::{comet_bin, ensure_built, redis_url, workspace_root};
 
 #[test]
 fn node_and_browser_clients_pass() {
@@ -11,6 +11,7 @@ fn node_and_browser_clients_pass() {
     let output = Command::new("bash")
         .arg(workspace_root().join("tests/node/run.sh"))
         .env("COMET_BIN", comet_bin())
+        .env("COMET_REDIS_URL", redis_url())
         .output()
         .expect("running tests/node/run.sh (needs bash, node and npm)");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -1,11 +1,11 @@
-//! The one place tests start things: builds, the `comet` runner, Redis.
+//! The one place tests start things: builds, the `comet` runner, Redis (through
+//! `comet-test-services`).
 //!
 //! The runner's stdout contract relied on here: once listening, it prints a line starting with
 //! `Serving http://HOST:PORT` (as `spin up` does) and a line starting with
 //! `Admin http://HOST:PORT` (the Prometheus `/metrics` listener), in either order.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -25,9 +25,6 @@ pub const WASM_PACKAGES: &[&str] = &[
 
 /// How long the runner may take to print its `Serving`/`Admin` lines.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The Redis the tests use; CI starts it.
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -49,7 +46,8 @@ pub fn probe_manifest() -> PathBuf {
     workspace_root().join("tests/probe-app/spin.toml")
 }
 
-/// Builds every wasm package, in one `cargo build`, once per test binary.
+/// Builds every wasm package, in one `cargo build`, once per test binary (installing the
+/// `wasm32-wasip2` target first when the toolchain lacks it).
 ///
 /// # Panics
 ///
@@ -57,6 +55,8 @@ pub fn probe_manifest() -> PathBuf {
 pub fn ensure_built() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let result = BUILT.get_or_init(|| {
+        comet_runner::toolchain::ensure_target(&workspace_root(), "wasm32-wasip2")
+            .map_err(|e| format!("{e:#}"))?;
         let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
         for package in WASM_PACKAGES {
             args.extend(["-p", package]);
@@ -439,31 +439,14 @@ pub fn run_comet(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
-/// The Redis URL, after checking that Redis answers `PING`.
+/// The Redis of this test process: a throw-away `redis-server` on a free loopback port that
+/// `comet-test-services` starts on first use (or `COMET_TEST_REDIS_URL`).
 ///
 /// # Panics
 ///
-/// If Redis is not reachable: Redis tests fail rather than skip (CI starts Redis).
+/// If no Redis can be had, with one line saying why: Redis tests fail rather than skip.
 pub fn redis_url() -> &'static str {
-    let ping = || -> std::io::Result<String> {
-        let mut stream = TcpStream::connect_timeout(
-            &"127.0.0.1:6379".parse().expect("addr"),
-            Duration::from_secs(2),
-        )?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"PING\r\n")?;
-        let mut reply = [0u8; 64];
-        let n = stream.read(&mut reply)?;
-        Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
-    };
-    match ping() {
-        Ok(reply) if reply.starts_with("+PONG") => REDIS_URL,
-        Ok(reply) => panic!("Redis at {REDIS_URL} answered PING with {reply:?}"),
-        Err(e) => panic!(
-            "Redis is required at {REDIS_URL} for this test and is not reachable ({e}); \
-             start it with `redis-server --daemonize yes`"
-        ),
-    }
+    comet_test_services::redis_url()
 }
 
 /// An async connection to the test Redis, for checking what the runner wrote.

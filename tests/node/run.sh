@@ -3,8 +3,9 @@
 # `eventsource` client, JSONP run in node:vm, and headless Chromium (playwright-core driving
 # /usr/bin/chromium) with the browser's EventSource/fetch and with npm `sockjs-client`.
 #
-# Needs: Node >= 20, the built runner + wasm components, Redis on 127.0.0.1:6379 (for the
-# redis backend), /usr/bin/chromium. Does not build anything.
+# Needs: Node >= 20, the built runner + wasm components, Redis (COMET_REDIS_URL, default
+# 127.0.0.1:6379; `cargo test` passes its throw-away one) for the redis backend, and Chromium
+# (installed with apt-get when missing and root). Does not build anything.
 #
 #   bash tests/node/run.sh                      # every test file, kv + redis backends
 #   COMET_BACKENDS=kv bash tests/node/run.sh    # kv backend only (no Redis needed)
@@ -18,7 +19,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$here"
-wasm_build="cargo build --release --target wasm32-wasip2 -p comet-fn-subscribe -p comet-fn-publish -p comet-fn-sockjs -p comet-fn-actions"
+wasm_build="cargo build --release --target wasm32-wasip2 -p comet-fn-subscribe -p comet-fn-publish -p comet-fn-sockjs -p comet-fn-actions -p comet-fn-files"
 
 if [ -z "${COMET_BIN:-}" ]; then
   if [ -x "$root/target/release/comet" ]; then
@@ -33,14 +34,33 @@ if [ -z "${COMET_BIN:-}" ]; then
   fi
 fi
 export COMET_BIN
-for wasm in comet_fn_subscribe comet_fn_publish comet_fn_sockjs comet_fn_actions; do
+for wasm in comet_fn_subscribe comet_fn_publish comet_fn_sockjs comet_fn_actions comet_fn_files; do
   if [ ! -f "$root/target/wasm32-wasip2/release/$wasm.wasm" ]; then
     echo "run.sh: $wasm.wasm missing; build it first:" >&2
     echo "  $wasm_build" >&2
     exit 1
   fi
 done
-echo "node tests: node $(node --version), runner $COMET_BIN, backends ${COMET_BACKENDS:-kv,redis}"
+# What npm and apt can bring, bring; say in one line what cannot be had (never skip).
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\).*/\1/p')
+if [ -z "$node_major" ] || [ "$node_major" -lt 20 ]; then
+  echo "run.sh: Node.js >= 20 with npm is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM_PATH" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "run.sh: $CHROMIUM_PATH missing; installing Debian's chromium with apt-get (once)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null || true
+  fi
+  if [ ! -x "$CHROMIUM_PATH" ]; then
+    echo "run.sh: headless Chromium is required at $CHROMIUM_PATH: apt-get install -y chromium, or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
+export CHROMIUM_PATH
+echo "node tests: node $(node --version), runner $COMET_BIN, backends ${COMET_BACKENDS:-kv,redis}, chromium $CHROMIUM_PATH"
 
 npm ci --no-audit --no-fund --prefer-offline
 

@@ -2,8 +2,12 @@
 //! into the component so a deployment serves exactly the client it was built with, with no
 //! file system access.
 //!
-//! - `GET /client/comet.js`, `/client/comet.d.ts`
-//! - `GET /client/demo/` (and `/client/demo/index.html`): the live ticker demo
+//! - `GET /client/comet.js`, `/client/comet.d.ts`, and the modules comet.js imports
+//!   (`errors.js`, `tokens.js`, `transports.js`, `sockjs.js`), so
+//!   `<script type="module">import { Comet } from '/client/comet.js'</script>` works as is
+//! - not `react.js`: it imports `react` by its bare name, which only bundlers and Node
+//!   resolve (it ships in the npm package `comet-push-client/react`)
+//! - `GET /client/demo/` (and `/client/demo/index.html`): the demo chat
 
 use bytes::Bytes;
 use comet_edge::http::{Resp, etag, full};
@@ -26,6 +30,22 @@ fn lookup(path: &str) -> Option<File> {
         "/client/comet.d.ts" => (
             include_str!("../../../client/comet.d.ts"),
             "text/plain; charset=utf-8",
+        ),
+        "/client/errors.js" => (
+            include_str!("../../../client/errors.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "/client/tokens.js" => (
+            include_str!("../../../client/tokens.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "/client/transports.js" => (
+            include_str!("../../../client/transports.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "/client/sockjs.js" => (
+            include_str!("../../../client/sockjs.js"),
+            "text/javascript; charset=utf-8",
         ),
         "/client/demo" | "/client/demo/" | "/client/demo/index.html" => (
             include_str!("../../../client/demo/index.html"),
@@ -91,12 +111,45 @@ mod tests {
 
     #[test]
     fn serves_the_client_files_only() {
-        for path in ["/client/comet.js", "/client/comet.d.ts", "/client/demo/"] {
+        for path in [
+            "/client/comet.js",
+            "/client/comet.d.ts",
+            "/client/errors.js",
+            "/client/tokens.js",
+            "/client/transports.js",
+            "/client/sockjs.js",
+            "/client/demo/",
+        ] {
             assert!(lookup(path).is_some(), "{path}");
         }
-        for path in ["/client/", "/client/../Cargo.toml", "/client/demo/x.js"] {
+        for path in [
+            "/client/",
+            "/client/../Cargo.toml",
+            "/client/demo/x.js",
+            "/client/react.js",
+        ] {
             assert!(lookup(path).is_none(), "{path}");
         }
         assert_ne!(etag("a"), etag("b"));
+    }
+
+    /// Every module the served client imports (`from './x.js'`) is served too, or a browser
+    /// loading /client/comet.js fails on the missing import.
+    #[test]
+    fn serves_every_relative_import_of_the_client() {
+        let mut pending = vec!["/client/comet.js".to_owned()];
+        let mut seen = Vec::new();
+        while let Some(path) = pending.pop() {
+            let file = lookup(&path).unwrap_or_else(|| panic!("{path} is imported but not served"));
+            seen.push(path);
+            for part in file.body.split("from './").skip(1) {
+                let name = part.split('\'').next().unwrap_or_default();
+                let import = format!("/client/{name}");
+                if !seen.contains(&import) && !pending.contains(&import) {
+                    pending.push(import);
+                }
+            }
+        }
+        assert!(seen.len() >= 5, "{seen:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! Engine tests: the same log suite on `MemoryKv` and on real Redis, watcher, sessions.
 //!
-//! Run: `cargo test -p comet-state`. Needs Redis on 127.0.0.1:6379 (override with
-//! `COMET_TEST_REDIS`); the Redis tests fail, not skip, when it is down.
+//! Run: `cargo test -p comet-state`. The Redis tests start a throw-away `redis-server` of their
+//! own (`comet-test-services`; `COMET_TEST_REDIS_URL` names an existing one instead).
 
 mod concurrency;
 mod log_suite;

@@ -49,8 +49,9 @@ pub struct RealRedis {
     conn: redis::aio::MultiplexedConnection,
 }
 
+/// A throw-away Redis of this test process (or `COMET_TEST_REDIS_URL`).
 pub fn redis_url() -> String {
-    std::env::var("COMET_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+    comet_test_services::redis_url().to_string()
 }
 
 impl RealRedis {
@@ -60,12 +61,7 @@ impl RealRedis {
         let conn = client
             .get_multiplexed_async_connection()
             .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "Redis is required for these tests and is not reachable at {url}: {e}. \
-                 Start it (e.g. `redis-server --daemonize yes`) or set COMET_TEST_REDIS."
-                )
-            });
+            .unwrap_or_else(|e| panic!("cannot connect to the test Redis at {url}: {e}"));
         Self { conn }
     }
 }

@@ -26,8 +26,11 @@ use crate::support::{
 /// The value the tests give the probe app's required `api_secret` variable.
 pub(super) const SECRET: &str = "s3cret-from-env";
 
+/// The probe's variables: its secret, and the test Redis as its one allowed Redis host.
 pub(super) fn probe_opts() -> RunnerOpts {
-    RunnerOpts::default().env("SPIN_VARIABLE_API_SECRET", SECRET)
+    RunnerOpts::default()
+        .env("SPIN_VARIABLE_API_SECRET", SECRET)
+        .env("SPIN_VARIABLE_REDIS_URL", redis_url())
 }
 
 pub(super) fn start_probe() -> Runner {

@@ -34,7 +34,11 @@ async fn outbound_redis_runs_commands_on_real_redis() {
         execute(json!(["INCR", counter])).await,
         json!([{"int64": 1}])
     );
-    let (status, n) = post(&runner.url(&format!("/probe/redis/incr?key={counter}")), "").await;
+    let (status, n) = post(
+        &runner.url(&format!("/probe/redis/incr?key={counter}&addr={redis}")),
+        "",
+    )
+    .await;
     assert_eq!((status, n.as_str()), (StatusCode::OK, "2"));
     assert_eq!(
         execute(json!(["INCRBY", counter, 40])).await,
@@ -58,7 +62,9 @@ async fn outbound_redis_publish_reaches_subscribers() {
         .await
         .expect("pubsub connection");
     pubsub.subscribe(&channel).await.expect("subscribe");
-    let url = runner.url(&format!("/probe/redis/publish?channel={channel}"));
+    let url = runner.url(&format!(
+        "/probe/redis/publish?channel={channel}&addr={redis}"
+    ));
     assert_eq!(
         post(&url, "ping from guest").await,
         (StatusCode::OK, "ok".into())
@@ -77,7 +83,7 @@ async fn outbound_redis_publish_reaches_subscribers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn outbound_redis_to_address_not_allowed_is_refused() {
     let runner = start_probe();
-    let url = runner.url("/probe/redis/execute?addr=redis://127.0.0.1:6380");
+    let url = runner.url("/probe/redis/execute?addr=redis://127.0.0.1:1");
     let (status, body) = post(&url, r#"["PING"]"#).await;
     assert_eq!(
         (status, body.as_str()),

@@ -4,6 +4,7 @@
 
 mod cors;
 mod errors;
+mod health;
 mod history;
 mod openapi;
 mod poll;
@@ -30,7 +31,7 @@ pub(super) const KEY: &str = "e2e-publish-key";
 pub(super) enum Backend {
     /// The embedded key-value store (default).
     Kv,
-    /// Redis at 127.0.0.1:6379 (`backend = "redis"`).
+    /// The test Redis (`backend = "redis"`).
     Redis,
 }
 
