@@ -10,6 +10,7 @@
 //! On start it prints `Serving http://…` and `Admin http://…` on stdout (tests and scripts read
 //! these lines), then logs one line per request on stderr.
 
+mod admin;
 mod app;
 mod build;
 mod health;
@@ -18,6 +19,7 @@ pub mod kv;
 pub mod malloc;
 mod manifest;
 mod metrics;
+mod occupancy;
 mod outbound;
 mod redis_pool;
 mod routes;
@@ -163,20 +165,19 @@ async fn up(args: UpArgs) -> Result<()> {
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let readiness = Arc::new(health::Readiness::new(
-        stores.clone(),
-        app.dependencies().iter().cloned(),
-    ));
-    let admin_task = tokio::spawn(server::serve_admin(
-        admin,
-        metrics.clone(),
-        readiness,
-        stop_rx.clone(),
-    ));
+    let occupancy = Arc::new(occupancy::Occupancy::default());
+    let admin_state = Arc::new(admin::Admin {
+        metrics: metrics.clone(),
+        readiness: health::Readiness::new(stores.clone(), app.dependencies().iter().cloned()),
+        occupancy: occupancy.clone(),
+        app_url: format!("http://{local}"),
+    });
+    let admin_task = tokio::spawn(admin::serve(admin, admin_state, stop_rx.clone()));
     let serving = tokio::spawn(server::serve_app(
         listener,
         app,
         metrics,
+        occupancy,
         stop_rx,
         Duration::from_secs(args.drain_timeout),
     ));

@@ -1,5 +1,5 @@
-//! HTTP/1.1 listeners: the application port and the admin port (`/metrics`, `/healthz`,
-//! `/livez`).
+//! The application's HTTP/1.1 listener: accept, serve through the [`App`], drain on stop.
+//! The admin listener is `admin.rs`.
 //!
 //! Connections are served by hyper with `TCP_NODELAY` (without it Nagle's algorithm holds SSE
 //! events back ~40 ms). On Ctrl-C or SIGTERM the listeners close, open connections are asked
@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -21,8 +21,8 @@ use tokio::task::JoinSet;
 use wasmtime_wasi_http::WasiBody;
 
 use crate::app::App;
-use crate::health::Readiness;
 use crate::metrics::Metrics;
+use crate::occupancy::{Hold, Occupancy};
 
 /// Binds a listener with a clear message when the port is taken.
 ///
@@ -45,6 +45,7 @@ pub async fn serve_app(
     listener: TcpListener,
     app: Arc<App>,
     metrics: Arc<Metrics>,
+    occupancy: Arc<Occupancy>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) -> Result<()> {
@@ -67,6 +68,7 @@ pub async fn serve_app(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let metrics = metrics.clone();
+        let occupancy = occupancy.clone();
         let mut stop = shutdown.clone();
         connections.spawn(async move {
             metrics.connection(1);
@@ -74,12 +76,13 @@ pub async fn serve_app(
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 let body_stop = body_stop.clone();
+                let hold = occupancy.hold(req.uri().query());
                 async move {
                     let req =
                         req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
                     let resp = app.serve(req, client).await;
                     Ok::<_, std::convert::Infallible>(
-                        resp.map(|b| EndOnShutdown::new(b, body_stop).boxed_unsync()),
+                        resp.map(|b| EndOnShutdown::new(b, body_stop, hold).boxed_unsync()),
                     )
                 }
             });
@@ -123,18 +126,23 @@ pub async fn serve_app(
 /// Held streams (SSE, NDJSON) would otherwise keep a draining runner alive until the drain
 /// timeout and then be cut mid-response; ended cleanly, their clients reconnect (to another
 /// runner) and resume from their cursor with nothing lost.
+///
+/// It also carries the request's [`Hold`] on its channels, so a held response counts as
+/// occupancy until its body ends.
 struct EndOnShutdown {
     inner: WasiBody,
     stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    _hold: Option<Hold>,
 }
 
 impl EndOnShutdown {
-    fn new(inner: WasiBody, mut stop: watch::Receiver<bool>) -> Self {
+    fn new(inner: WasiBody, mut stop: watch::Receiver<bool>, hold: Option<Hold>) -> Self {
         Self {
             inner,
             stopped: Box::pin(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             }),
+            _hold: hold,
         }
     }
 }
@@ -163,51 +171,6 @@ impl hyper::body::Body for EndOnShutdown {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Serves `/metrics` (Prometheus), `/healthz` (readiness: 503 while a store the app needs is
-/// unreachable) and `/livez` (liveness) on the admin listener.
-pub async fn serve_admin(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    readiness: Arc<Readiness>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<()> {
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted.context("admin accept")?,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let metrics = metrics.clone();
-        let readiness = readiness.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                let readiness = readiness.clone();
-                async move {
-                    let (status, ctype, body) = match req.uri().path() {
-                        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
-                        "/livez" => (200, "text/plain", "ok\n".to_string()),
-                        "/healthz" => {
-                            let (ready, report) = readiness.check().await;
-                            let status = if ready { 200 } else { 503 };
-                            (status, "application/json", format!("{report}\n"))
-                        }
-                        _ => (404, "text/plain", "not found\n".to_string()),
-                    };
-                    let resp = hyper::Response::builder()
-                        .status(status)
-                        .header(http::header::CONTENT_TYPE, ctype)
-                        .header(http::header::CACHE_CONTROL, "no-store")
-                        .body(Full::new(Bytes::from(body)));
-                    resp.map_err(|e| anyhow::anyhow!(e))
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

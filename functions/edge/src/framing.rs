@@ -70,15 +70,18 @@ pub fn ndjson_control(kind: &str, cursor: &str) -> String {
     format!("{{\"type\":\"{kind}\",\"cursor\":\"{cursor}\"}}\n")
 }
 
-/// Whether a JSONP callback name is safe: `^[A-Za-z_$][\w$.]{0,63}$`.
+/// Whether a JSONP callback name is safe and valid JavaScript: dot-separated identifiers
+/// (`^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$`, at most 64 bytes), so `a.`, `.a` and `a..b`
+/// (syntax errors in the page) are refused.
 pub fn valid_callback(name: &str) -> bool {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$');
-    first_ok
-        && name.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.')
+    let identifier = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    };
+    !name.is_empty() && name.len() <= 64 && name.split('.').all(identifier)
 }
 
 /// Wraps JSON in a JSONP call. The `/**/` prefix defeats content-sniffing attacks (Rosetta
@@ -196,6 +199,10 @@ mod tests {
             &"a".repeat(65),
             "a b",
             "a\u{e9}",
+            "a.",
+            ".a",
+            "a..b",
+            "a.1b",
         ] {
             assert!(!valid_callback(bad), "{bad}");
         }

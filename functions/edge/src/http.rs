@@ -92,25 +92,27 @@ pub fn channels(query: &Query, config: &Config, access: &Access) -> Result<Vec<C
     Ok(out)
 }
 
-/// The resume cursor: `cursor=`, `lastEventId=` or the `Last-Event-ID` header, first found.
+/// The resume cursor: `cursor=`, `lastEventId=` or the `Last-Event-ID` header, the first that
+/// is not empty. An empty value means "absent" wherever it stands, so `?cursor=` left blank by
+/// a client never hides a valid `Last-Event-ID` (the stream would start from now and skip
+/// what the client missed).
 ///
 /// # Errors
-/// The token does not decode (garbage, tampered, too long).
+/// The chosen token does not decode (garbage, tampered, too long): 400 whichever place it came
+/// from.
 pub fn cursor(query: &Query, headers: &HeaderMap) -> Result<Option<Cursor>, ApiError> {
-    let token = query
-        .get("cursor")
-        .or_else(|| query.get("lastEventId"))
-        .map(str::to_string)
-        .or_else(|| {
-            headers
-                .get("last-event-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        });
-    match token.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(t) => Ok(Some(Cursor::decode(t)?)),
-    }
+    let header = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let token = [query.get("cursor"), query.get("lastEventId"), header]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|t| !t.is_empty());
+    token
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(ApiError::from)
 }
 
 /// Reads a request body of at most `limit` bytes.
@@ -275,6 +277,45 @@ pub async fn begin(req: &Request) -> Result<(HeaderMap, Config), Resp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(last_event_id: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = last_event_id {
+            h.insert("last-event-id", v.parse().expect("header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn an_empty_cursor_parameter_never_hides_last_event_id() {
+        let valid = Cursor::default().encode();
+        for query in [
+            "cursor=",
+            "lastEventId=",
+            "cursor=&lastEventId=",
+            "cursor=%20",
+        ] {
+            let found =
+                cursor(&Query::parse(query), &headers(Some(&valid))).expect("the header is valid");
+            assert_eq!(found.map(|c| c.encode()), Some(valid.clone()), "?{query}");
+        }
+        let none = cursor(&Query::parse("cursor=&lastEventId="), &headers(Some("")));
+        assert!(none.expect("all empty is absent").is_none());
+    }
+
+    #[test]
+    fn a_malformed_cursor_is_refused_wherever_it_stands() {
+        let bad = "not-a-cursor!";
+        for (query, header) in [
+            (format!("cursor={bad}"), None),
+            (format!("lastEventId={bad}"), None),
+            ("cursor=".to_string(), Some(bad)),
+        ] {
+            let err = cursor(&Query::parse(&query), &headers(header))
+                .expect_err("malformed must not be ignored");
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "?{query} {header:?}");
+        }
+    }
 
     #[test]
     fn query_decodes_repeats_and_escapes() {

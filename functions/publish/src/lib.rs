@@ -63,8 +63,14 @@ struct Incoming<'a> {
     channel: String,
     #[serde(borrow)]
     data: &'a RawValue,
-    #[serde(default)]
+    /// Absent means "no id"; `null` is refused (it would silently disable de-duplication).
+    #[serde(default, deserialize_with = "present_id")]
     id: Option<String>,
+}
+
+/// An `id` that is present must be a string: `"id": null` is a client bug, not "no id".
+fn present_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 async fn publish(req: Request, config: &comet_edge::Config) -> Result<Resp, ApiError> {

@@ -6,6 +6,7 @@ mod cors;
 mod errors;
 mod health;
 mod history;
+mod input;
 mod openapi;
 mod poll;
 mod publish;

@@ -155,8 +155,9 @@ export async function startComet(opts = {}) {
     child.stdout.on('data', (chunk) => {
       remember(chunk);
       stdoutBuf += chunk.toString();
+      // Both lines (the runner prints them in either order, possibly in separate chunks).
       const m = stdoutBuf.match(/Serving (http:\/\/[^\s]+)/);
-      if (m) {
+      if (m && /Admin http:\/\/[^\s]+\n/.test(stdoutBuf)) {
         clearTimeout(timer);
         resolve(m[1].replace(/\/$/, ''));
       }
