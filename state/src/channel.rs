@@ -7,7 +7,7 @@ use crate::error::ChannelError;
 /// Longest channel name in bytes; keeps store keys and cursors bounded.
 pub const MAX_CHANNEL_LEN: usize = 200;
 
-/// Prefix of channels that need a subscribe token (DESIGN.md §6).
+/// Prefix of channels that need a subscribe token (docs/protocol.md §6).
 pub const PRIVATE_PREFIX: &str = "private-";
 
 /// Prefix of internal channels (e.g. a session's own queue `$s:<id>`) that clients never name.

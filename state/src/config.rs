@@ -1,4 +1,4 @@
-//! Tunables: retention, waiting, sessions. Defaults follow DESIGN.md §3.
+//! Tunables: retention, waiting, sessions. Defaults are documented in docs/protocol.md §8 and the README.
 
 use std::time::Duration;
 

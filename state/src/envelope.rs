@@ -107,7 +107,7 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The byte-exact JSON form of DESIGN.md §3, so every transport writes the same bytes.
+    /// The byte-exact JSON form of docs/protocol.md §2, so every transport writes the same bytes.
     ///
     /// ```
     /// # use comet_state::{Channel, Envelope, Epoch};

@@ -33,7 +33,7 @@ impl StoreError {
     }
 }
 
-/// A channel name broke the naming rules of DESIGN.md §3.
+/// A channel name broke the naming rules of docs/protocol.md §1.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ChannelError {
     /// The name was empty.

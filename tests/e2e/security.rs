@@ -1,4 +1,4 @@
-//! The security table (DESIGN.md §6, issue 7): each attack on every surface and the answer it
+//! The security table (docs/protocol.md §6, issue 7): each attack on every surface and the answer it
 //! must get — status, stable code, and nothing reflected or leaked. Token attacks on every
 //! transport are in `v1::tokens`; the SockJS bad-input table in `sockjs::protocol`.
 

@@ -1,6 +1,6 @@
 //! Concurrency stress over real HTTP: many publishers and long-polling subscribers on a few
-//! shared channels, on both backends (DESIGN §3: "concurrent publishers on one channel from many
-//! instances must not lose, duplicate or reorder messages").
+//! shared channels, on both backends (docs/protocol.md §2: concurrent publishers on any number
+//! of instances never produce gaps, duplicates or reordering).
 //!
 //! * 8 publishers × 5,000 messages onto 3 shared channels, mostly in batches of 50 spread over
 //!   the channels, every fifth request a single publish with an idempotency `id` (every fifth of

@@ -1,4 +1,4 @@
-//! Who may read a channel: private channels need a subscribe token (DESIGN.md §6).
+//! Who may read a channel: private channels need a subscribe token (docs/protocol.md §6).
 //!
 //! A channel is private when it starts with `private-` or matches a `private_channels`
 //! pattern. Subscribers present a token as `token=` (EventSource and JSONP cannot send

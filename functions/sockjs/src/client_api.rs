@@ -1,4 +1,4 @@
-//! The browser's native write path (DESIGN.md §4), for clients that do not use SockJS:
+//! The browser's native write path (docs/protocol.md §4), for clients that do not use SockJS:
 //!
 //! - `POST /v1/send` `{"channel","data"}`: a client publish, allowed only to channels matching
 //!   `client_publish`; private channels also need a token covering them (`token=` or

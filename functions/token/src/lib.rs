@@ -1,4 +1,4 @@
-//! Subscribe tokens for private channels (DESIGN.md §6).
+//! Subscribe tokens for private channels (docs/protocol.md §6).
 //!
 //! A token is a compact JWT signed with HMAC-SHA256 (`alg: HS256`) under the deployment's
 //! `token_secret`, so any backend with a JWT library (or twenty lines of HMAC) can mint one:
