@@ -5,7 +5,6 @@
 //! concurrent WASIp3 requests. That reuse is what lets thousands of held long-polls fit in
 //! memory: a parked request costs a guest task, not a whole instance.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -27,7 +26,7 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use crate::health::Dependency;
+use crate::health::{self, Dependency};
 use crate::host::{self, ComponentHost, Ctx};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
@@ -85,24 +84,6 @@ pub fn error_response(
         http::HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-/// What one component depends on: its key-value labels, and its Redis when its `backend`
-/// variable says `redis` (Comet's functions dial `redis_url` then).
-fn component_dependencies(
-    kv_labels: &[String],
-    variables: &BTreeMap<String, String>,
-) -> Vec<Dependency> {
-    let mut out: Vec<Dependency> = kv_labels
-        .iter()
-        .map(|label| Dependency::KeyValue(label.clone()))
-        .collect();
-    if variables.get("backend").map(String::as_str) == Some("redis")
-        && let Some(url) = variables.get("redis_url")
-    {
-        out.push(Dependency::Redis(url.clone()));
-    }
-    out
 }
 
 impl App {
@@ -167,7 +148,7 @@ impl App {
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("component {id:?}: allowed_outbound_hosts"))?;
             let component_variables = variables.for_component(id, decl)?;
-            dependencies.extend(component_dependencies(
+            dependencies.extend(health::component_dependencies(
                 &decl.key_value_stores,
                 &component_variables,
             ));

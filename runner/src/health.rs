@@ -7,7 +7,7 @@
 //! manifest: each key-value label a component declares, and — Comet's convention — the
 //! `redis_url` of every component whose `backend` variable is `redis`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,24 @@ pub enum Dependency {
     KeyValue(String),
     /// An outbound Redis the functions dial (`backend = redis`).
     Redis(String),
+}
+
+/// What one component depends on: its key-value labels, and its Redis when its `backend`
+/// variable says `redis` (Comet's functions dial `redis_url` then).
+pub fn component_dependencies(
+    kv_labels: &[String],
+    variables: &BTreeMap<String, String>,
+) -> Vec<Dependency> {
+    let mut out: Vec<Dependency> = kv_labels
+        .iter()
+        .map(|label| Dependency::KeyValue(label.clone()))
+        .collect();
+    if variables.get("backend").map(String::as_str) == Some("redis")
+        && let Some(url) = variables.get("redis_url")
+    {
+        out.push(Dependency::Redis(url.clone()));
+    }
+    out
 }
 
 /// What `/healthz` checks, built once at start-up.
