@@ -49,6 +49,23 @@ function runConsumer(proj, env, onLine) {
   });
 }
 
+/**
+ * Serves `routes` from a throwaway static server, opens a Chromium page on it and collects
+ * its page errors; both are closed when the test ends.
+ */
+async function openStaticPage(t, routes, viewport) {
+  const pages = await startStaticServer(routes);
+  const browser = await launchChromium(viewport);
+  t.after(async () => {
+    await browser.close();
+    await pages.close();
+  });
+  const page = await browser.context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  return { origin: pages.origin, page, pageErrors };
+}
+
 const backend = BACKENDS[0];
 describe(`npm package comet-push-client (pack, install, use) [${backend}]`, () => {
   let work;
@@ -151,17 +168,13 @@ describe(`npm package comet-push-client (pack, install, use) [${backend}]`, () =
     assert.ok(inputs.some((i) => i.endsWith('node_modules/comet-push-client/react.js')), `the installed package was bundled: ${inputs}`);
     assert.ok(inputs.some((i) => i.endsWith('node_modules/comet-push-client/transports.js')));
     assert.ok(!inputs.some((i) => i.startsWith(path.relative(proj, CLIENT_DIR))), 'not the repo copy');
-    const pages = await startStaticServer({ '/': ['text/html', APP_PAGE], '/app.js': ['application/javascript', js] });
-    const browser = await launchChromium({ width: 800, height: 500 });
-    t.after(async () => {
-      await browser.close();
-      await pages.close();
-    });
-    const page = await browser.context.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const { origin, page, pageErrors } = await openStaticPage(
+      t,
+      { '/': ['text/html', APP_PAGE], '/app.js': ['application/javascript', js] },
+      { width: 800, height: 500 },
+    );
     const channel = uniqueChannel('pkg-bundle');
-    await page.goto(`${pages.origin}/?url=${encodeURIComponent(comet.url)}&feeds=${encodeURIComponent(`A:${channel}`)}`);
+    await page.goto(`${origin}/?url=${encodeURIComponent(comet.url)}&feeds=${encodeURIComponent(`A:${channel}`)}`);
     await page.waitForFunction(() => document.getElementById('state')?.textContent === 'open', null, { timeout: 15000 });
     for (const n of range(1, 5)) await comet.publish(channel, { n });
     await page.waitForFunction(() => document.querySelectorAll('#feed-A li').length >= 5, null, { timeout: 15000 });
@@ -186,16 +199,8 @@ describe(`npm package comet-push-client (pack, install, use) [${backend}]`, () =
       const c = (window.c = new Comet({ url: '${comet.url}', channels: [${JSON.stringify(channel)}], autoOpen: true }));
       c.on('channel', (e) => { const li = document.createElement('li'); li.textContent = e.data.n; document.getElementById('log').append(li); });
     </script>`;
-    const pages = await startStaticServer({ '/': ['text/html', html] });
-    const browser = await launchChromium({ width: 600, height: 400 });
-    t.after(async () => {
-      await browser.close();
-      await pages.close();
-    });
-    const page = await browser.context.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.goto(`${pages.origin}/`);
+    const { origin, page, pageErrors } = await openStaticPage(t, { '/': ['text/html', html] }, { width: 600, height: 400 });
+    await page.goto(`${origin}/`);
     await page.waitForFunction(() => window.c?.state === 'open', null, { timeout: 15000 });
     for (const n of range(1, 4)) await comet.publish(channel, { n });
     await page.waitForFunction(() => document.querySelectorAll('#log li').length >= 4, null, { timeout: 15000 });
